@@ -1,0 +1,1 @@
+//! Arbor client library.

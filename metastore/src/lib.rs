@@ -1,0 +1,1 @@
+//! A metastore shard (filled in by its modules).
