@@ -44,6 +44,9 @@ impl Versioned {
     }
 }
 
+/// Rows of one scan call, in key order, and whether more follow.
+pub type ScanPage = (Vec<(Vec<u8>, Versioned)>, bool);
+
 /// A commutative update of one field of a counter row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CounterOp {
@@ -88,7 +91,7 @@ pub trait Txn: Send {
         start: Vec<u8>,
         end: Vec<u8>,
         limit: u32,
-    ) -> impl Future<Output = Result<(Vec<(Vec<u8>, Versioned)>, bool), TxnError>> + Send;
+    ) -> impl Future<Output = Result<ScanPage, TxnError>> + Send;
 
     fn put(&mut self, key: Key, value: Vec<u8>);
     fn delete(&mut self, key: Key);

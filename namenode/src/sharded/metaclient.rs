@@ -1,0 +1,314 @@
+//! The gRPC client of one metastore shard: a lazily connected channel (cloned per call; tonic
+//! channels multiplex), a deadline on every call, and the one place where a failed call is
+//! classified by what it tells about the request: never sent (the connection could not be
+//! made), maybe applied (lost in transit or past its deadline), or refused by the shard.
+
+use std::time::Duration;
+
+use arbor_proto::metastore::metastore_client::MetastoreClient;
+use arbor_proto::metastore::{
+    CommitRequest, CommitResponse, DecideRequest, DecideResponse, GetRequest, PrepareRequest,
+    PrepareResponse, Row, ScanRequest, ScanResponse, StatusRequest, StatusResponse,
+};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::txn::TxnError;
+
+/// Largest answer accepted from a shard: a scan page of inline files is far above tonic's
+/// 4 MiB default.
+const MAX_MESSAGE: usize = 256 << 20;
+
+/// Why a call to a shard failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The connection could not be made: the request never reached the shard.
+    NotSent(String),
+    /// The transport failed or the deadline passed after the request may have reached the
+    /// shard: whatever it asked may or may not have happened.
+    Lost(String),
+    /// The shard itself answered with an error status.
+    Refused(Code, String),
+}
+
+impl CallError {
+    /// The shard may have acted on the request.
+    pub fn maybe_applied(&self) -> bool {
+        match self {
+            CallError::NotSent(_) => false,
+            CallError::Lost(_) => true,
+            CallError::Refused(code, _) => !refusal_is_definite(*code),
+        }
+    }
+
+    /// As the error of a read (nothing to be unsure about: reads change nothing).
+    pub fn into_read_error(self) -> TxnError {
+        match self {
+            CallError::NotSent(m) | CallError::Lost(m) => TxnError::Unavailable(m),
+            CallError::Refused(code, m) if transient(code) => TxnError::Unavailable(m),
+            CallError::Refused(_, m) => TxnError::Internal(m),
+        }
+    }
+
+    /// As the error of a call that commits: unsure unless the request provably did nothing.
+    pub fn into_commit_error(self) -> TxnError {
+        match self {
+            CallError::NotSent(m) => TxnError::Unavailable(m),
+            CallError::Refused(code, m) if refusal_is_definite(code) => TxnError::Internal(m),
+            CallError::Lost(m) | CallError::Refused(_, m) => TxnError::Unknown(m),
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::NotSent(m) => write!(f, "not sent: {m}"),
+            CallError::Lost(m) => write!(f, "no answer: {m}"),
+            CallError::Refused(code, m) => write!(f, "refused ({code:?}): {m}"),
+        }
+    }
+}
+
+/// Codes with which a shard rejects a request before acting on it.
+fn refusal_is_definite(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+            | Code::Unimplemented
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+    )
+}
+
+fn transient(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::ResourceExhausted
+            | Code::Aborted
+    )
+}
+
+/// Sorts a failed call's status. A status the shard sent has no source error; one made by
+/// the transport carries the failure it came from, and a connect failure in that chain means
+/// the request never left.
+pub fn classify(shard: u32, addr: &str, status: &Status) -> CallError {
+    let what = format!("shard {shard} ({addr}): {}", status.message());
+    let Some(source) = std::error::Error::source(status) else {
+        return CallError::Refused(status.code(), what);
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source);
+    while let Some(err) = cause {
+        if err.is::<tonic::ConnectError>() {
+            return CallError::NotSent(what);
+        }
+        cause = err.source();
+    }
+    CallError::Lost(what)
+}
+
+/// A client of one shard.
+#[derive(Clone, Debug)]
+pub struct ShardClient {
+    shard: u32,
+    addr: String,
+    channel: Channel,
+    timeout: Duration,
+}
+
+impl ShardClient {
+    /// Prepares a lazy connection to `addr` ("host:port"); nothing is dialled until the first
+    /// call, and a lost connection is re-dialled by the next call.
+    pub fn new(shard: u32, addr: &str, timeout: Duration) -> Result<Self, TxnError> {
+        let uri = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| TxnError::Internal(format!("bad metastore address {addr:?}: {e}")))?
+            .connect_timeout(connect_timeout(timeout))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(10));
+        Ok(Self {
+            shard,
+            addr: addr.to_string(),
+            channel: endpoint.connect_lazy(),
+            timeout,
+        })
+    }
+
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn client(&self) -> MetastoreClient<Channel> {
+        MetastoreClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE)
+    }
+
+    fn request<T>(&self, msg: T, timeout: Duration) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        // Tells the shard when to give up too, so it does not work for a caller that left.
+        req.set_timeout(timeout);
+        req
+    }
+
+    /// Runs one call under `timeout`.
+    async fn run<T>(
+        &self,
+        timeout: Duration,
+        call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<T, CallError> {
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+            Ok(Err(status)) => Err(classify(self.shard, &self.addr, &status)),
+            Err(_) => Err(CallError::Lost(format!(
+                "shard {} ({}): no answer within {:?}",
+                self.shard, self.addr, timeout
+            ))),
+        }
+    }
+
+    pub async fn get(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Row>, CallError> {
+        let n = keys.len();
+        let req = self.request(GetRequest { keys }, self.timeout);
+        let rows = self.run(self.timeout, self.client().get(req)).await?.rows;
+        if rows.len() != n {
+            return Err(CallError::Refused(
+                Code::Internal,
+                format!(
+                    "shard {} ({}): asked {n} keys, got {} rows",
+                    self.shard,
+                    self.addr,
+                    rows.len()
+                ),
+            ));
+        }
+        Ok(rows)
+    }
+
+    pub async fn scan(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: u32,
+    ) -> Result<ScanResponse, CallError> {
+        let req = self.request(
+            ScanRequest {
+                start,
+                end,
+                limit,
+                keys_only: false,
+            },
+            self.timeout,
+        );
+        self.run(self.timeout, self.client().scan(req)).await
+    }
+
+    pub async fn commit(&self, msg: CommitRequest) -> Result<CommitResponse, CallError> {
+        let req = self.request(msg, self.timeout);
+        self.run(self.timeout, self.client().commit(req)).await
+    }
+
+    pub async fn prepare(&self, msg: PrepareRequest) -> Result<PrepareResponse, CallError> {
+        let req = self.request(msg, self.timeout);
+        self.run(self.timeout, self.client().prepare(req)).await
+    }
+
+    /// Decide with its own deadline: the coordinator spreads retries over one budget.
+    pub async fn decide(
+        &self,
+        msg: DecideRequest,
+        timeout: Duration,
+    ) -> Result<DecideResponse, CallError> {
+        let req = self.request(msg, timeout);
+        self.run(timeout, self.client().decide(req)).await
+    }
+
+    pub async fn status(&self) -> Result<StatusResponse, CallError> {
+        let req = self.request(StatusRequest {}, self.timeout);
+        self.run(self.timeout, self.client().status(req)).await
+    }
+}
+
+/// A refused connection fails at once on loopback; a silent host must fail well before the
+/// call's own deadline, so that "could not connect" is told apart from "no answer".
+fn connect_timeout(rpc_timeout: Duration) -> Duration {
+    (rpc_timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_from_the_shard_is_a_refusal() {
+        let err = classify(1, "a:1", &Status::invalid_argument("bad"));
+        assert!(matches!(err, CallError::Refused(Code::InvalidArgument, _)));
+        assert!(!err.maybe_applied());
+        assert!(matches!(err.into_commit_error(), TxnError::Internal(_)));
+        let err = classify(1, "a:1", &Status::internal("disk"));
+        assert!(err.maybe_applied());
+        assert!(matches!(
+            err.clone().into_commit_error(),
+            TxnError::Unknown(_)
+        ));
+        assert!(matches!(err.into_read_error(), TxnError::Internal(_)));
+        let err = classify(1, "a:1", &Status::unavailable("stopping"));
+        assert!(matches!(err.into_read_error(), TxnError::Unavailable(_)));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_never_sent() {
+        // Bind then drop: the port is free and nothing listens on it.
+        let addr = std::net::TcpListener::bind("127.0.0.1:19399")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let client = ShardClient::new(0, &addr.to_string(), Duration::from_secs(2)).unwrap();
+        let err = client.get(vec![b"k".to_vec()]).await.unwrap_err();
+        assert!(matches!(err, CallError::NotSent(_)), "{err:?}");
+        assert!(matches!(err.into_commit_error(), TxnError::Unavailable(_)));
+    }
+
+    #[tokio::test]
+    async fn a_silent_shard_leaves_the_outcome_unknown() {
+        // Accepts connections and never answers: the request is sent, the deadline passes.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:19398")
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        let client = ShardClient::new(0, &addr.to_string(), Duration::from_millis(300)).unwrap();
+        let err = client.commit(CommitRequest::default()).await.unwrap_err();
+        assert!(err.maybe_applied(), "{err:?}");
+        assert!(matches!(err.into_commit_error(), TxnError::Unknown(_)));
+        hold.abort();
+    }
+
+    #[test]
+    fn bad_addresses_are_rejected_up_front() {
+        assert!(ShardClient::new(0, "not a uri at all", Duration::from_secs(1)).is_err());
+    }
+}
