@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod fault;
+pub mod format;
 pub mod keys;
 pub mod memstore;
 pub mod sharded;
@@ -23,3 +24,4 @@ pub mod path;
 pub mod perm;
 pub mod resolve;
 pub mod service;
+pub mod sweeper;

@@ -1,0 +1,151 @@
+//! arbor-namenode: parses flags, connects the metastore shards, starts the leader lease, the
+//! background deleter and the retry-record sweep, and serves the namenode API until SIGTERM
+//! or SIGINT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arbor_namenode::deleter::{self, DeleterConfig};
+use arbor_namenode::leader::{self, LeaseConfig};
+use arbor_namenode::ops::{Namespace, NsConfig};
+use arbor_namenode::service::{NamenodeService, ServiceInfo};
+use arbor_namenode::sharded::{ShardedStore, StoreConfig};
+use arbor_namenode::sweeper;
+use arbor_proto::namenode::namenode_server::NamenodeServer;
+use clap::Parser;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "arbor-namenode",
+    version,
+    about = "Arbor namenode: serves the namespace over the metastore shards"
+)]
+struct Config {
+    /// Address to serve the namenode API on.
+    #[arg(long, env = "ARBOR_NAMENODE_LISTEN", default_value = "127.0.0.1:8020")]
+    listen: SocketAddr,
+    /// The metastore shards, shard 0 first: HOST:PORT,HOST:PORT,...
+    #[arg(long, env = "ARBOR_METASTORE", value_delimiter = ',', required = true)]
+    metastore: Vec<String>,
+    /// Virtual partitions of a cluster formatted by this start (ignored once formatted).
+    #[arg(long, default_value_t = 4096)]
+    vparts: u32,
+    /// How long a prepared transaction may stay open; must match the shards' setting.
+    #[arg(long, default_value_t = 5000)]
+    intent_timeout_ms: u64,
+    /// Entries of the path-resolution cache.
+    #[arg(long, default_value_t = 100_000)]
+    cache_entries: usize,
+    /// Age at which the leader removes a call's retry record.
+    #[arg(long, default_value_t = 600)]
+    retry_ttl_secs: u64,
+    /// Deadline of each metastore call, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    rpc_timeout_ms: u64,
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::parse();
+    tracing::info!(?config, "starting");
+
+    let store = ShardedStore::connect(StoreConfig {
+        metastores: config.metastore.clone(),
+        vparts: config.vparts,
+        rpc_timeout: Duration::from_millis(config.rpc_timeout_ms),
+        intent_timeout_ms: config.intent_timeout_ms,
+        ..StoreConfig::default()
+    })
+    .await
+    .context("connecting to the metastore")?;
+    let cluster_id = store.partition_map().cluster_id.clone();
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let namenode_id = uuid::Uuid::new_v4().as_bytes().to_vec();
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (is_leader, lease_task) = leader::spawn(
+        store.clone(),
+        namenode_id.clone(),
+        addr.to_string(),
+        LeaseConfig::default(),
+        stop_rx.clone(),
+    );
+    let deleter_task = tokio::spawn(deleter::run(
+        store.clone(),
+        is_leader.clone(),
+        DeleterConfig::default(),
+        stop_rx.clone(),
+    ));
+    let sweep_task = tokio::spawn(sweeper::run(
+        store.clone(),
+        is_leader.clone(),
+        Duration::from_secs(config.retry_ttl_secs),
+        Duration::from_secs(60),
+        stop_rx,
+    ));
+
+    let ns = Arc::new(Namespace::new(
+        store.clone(),
+        NsConfig {
+            cache_entries: config.cache_entries,
+            ..NsConfig::default()
+        },
+    ));
+    let service = NamenodeService::new(
+        ns,
+        ServiceInfo {
+            namenode_id,
+            metastores: store.metastores().to_vec(),
+            cluster_id,
+        },
+        is_leader,
+    );
+    println!("arbor-namenode listening on {addr}");
+    tonic::transport::Server::builder()
+        .add_service(NamenodeServer::new(service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .await
+        .context("serving")?;
+
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        let _ = lease_task.await;
+        let _ = deleter_task.await;
+        let _ = sweep_task.await;
+    })
+    .await;
+    Ok(())
+}

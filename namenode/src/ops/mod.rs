@@ -1,0 +1,422 @@
+//! The namespace operations, one module each, every one plain code over the [`Txn`] trait, so
+//! the same code runs on the sharded store and on the in-memory one in tests.
+//!
+//! This module owns how an operation runs:
+//! - [`Runner`]: each attempt runs in a fresh transaction; a conflict starts the operation over
+//!   after a jittered exponential backoff (1 ms doubling to 50 ms) until a deadline, then BUSY.
+//! - Exactly-once ([`Exo`]): a mutating call with a client id has a home inode (the directory
+//!   it changes first, or the inode it changes). Each attempt reads the call's retry record on
+//!   the home's shard *validated*, in the same round as the operation's other validated reads:
+//!   if present, the stored answer is returned; if absent, the attempt writes the record with
+//!   its answer, so the record commits atomically with the operation and two concurrent
+//!   attempts of one call cannot both commit. After an unknown commit outcome the operation
+//!   simply runs again: its first read of the record tells whether the earlier attempt
+//!   committed.
+
+pub mod content_summary;
+pub mod create;
+pub mod delete;
+pub mod list;
+pub mod mkdir;
+pub mod readlink;
+pub mod rename;
+pub mod setattr;
+pub mod stat;
+pub mod symlink;
+pub mod xattr;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arbor_proto::namenode::FileStatus;
+use arbor_proto::records::{InodeKind, RetryRecord};
+use prost::Message;
+
+use crate::attrs::{self, CounterUpdates};
+use crate::error::NnError;
+use crate::keys::{self, Ino};
+use crate::path::{self, NsPath};
+use crate::perm::{self, Caller};
+use crate::resolve::{Node, Resolver};
+use crate::txn::{Key, Route, Store, Txn, TxnError, Versioned};
+
+/// Tunables of the namespace layer.
+#[derive(Clone, Debug)]
+pub struct NsConfig {
+    /// Entries of the path-resolution cache.
+    pub cache_entries: usize,
+    /// How long an operation keeps retrying conflicts before answering BUSY.
+    pub retry_deadline: Duration,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// List page when the client asks for none, and the largest page served.
+    pub list_default: u32,
+    pub list_max: u32,
+}
+
+impl Default for NsConfig {
+    fn default() -> Self {
+        NsConfig {
+            cache_entries: 100_000,
+            retry_deadline: Duration::from_secs(30),
+            first_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(50),
+            list_default: 1000,
+            list_max: 10_000,
+        }
+    }
+}
+
+/// The namespace: a store, a resolution cache, and the operations (in the submodules).
+pub struct Namespace<S: Store> {
+    pub store: Arc<S>,
+    pub resolver: Resolver,
+    pub config: NsConfig,
+}
+
+impl<S: Store> Namespace<S> {
+    pub fn new(store: Arc<S>, config: NsConfig) -> Self {
+        Namespace {
+            store,
+            resolver: Resolver::new(config.cache_entries),
+            config,
+        }
+    }
+
+    /// A fresh transaction named `label`.
+    pub(crate) fn begin(&self, label: &'static str) -> S::Txn {
+        let mut txn = self.store.begin();
+        txn.set_label(label);
+        txn
+    }
+}
+
+/// What one attempt of an operation produced.
+pub enum Outcome<R> {
+    /// The answer; the runner commits the attempt (with the retry record, if any).
+    Done(R),
+    /// An earlier attempt of this call committed: its stored answer.
+    Replayed(Vec<u8>),
+}
+
+/// The exactly-once state of one attempt.
+pub struct Exo {
+    client_id: Vec<u8>,
+    call_id: u64,
+    key: Option<Key>,
+}
+
+impl Exo {
+    fn new(caller: &Caller) -> Self {
+        Exo {
+            client_id: caller.client_id.clone(),
+            call_id: caller.call_id,
+            key: None,
+        }
+    }
+
+    /// A caller without a client id gets no exactly-once.
+    fn enabled(&self) -> bool {
+        !self.client_id.is_empty()
+    }
+
+    /// Names the operation's home; returns the retry-record key to read validated (with the
+    /// operation's other validated reads), `None` without exactly-once.
+    pub fn home(&mut self, home: Ino) -> Option<Key> {
+        if !self.enabled() {
+            return None;
+        }
+        let key = keys::retry(home, &self.client_id, self.call_id);
+        self.key = Some(key.clone());
+        Some(key)
+    }
+
+    /// Exactly-once off: for the steps of a call that are not its last transaction (the
+    /// ancestors made by `mkdir -p`).
+    pub fn disabled() -> Self {
+        Exo {
+            client_id: Vec::new(),
+            call_id: 0,
+            key: None,
+        }
+    }
+
+    /// The stored answer, if the record read from [`Exo::home`]'s key exists.
+    pub fn replay(row: &Versioned) -> Result<Option<Vec<u8>>, NnError> {
+        if !row.exists() {
+            return Ok(None);
+        }
+        Ok(Some(RetryRecord::decode(row.value.as_slice())?.response))
+    }
+}
+
+/// Runs the attempts of one call: backoff, deadline, commit, retry record.
+pub struct Runner {
+    caller: Caller,
+    what: String,
+    deadline: Instant,
+    backoff: Duration,
+    max_backoff: Duration,
+    pub attempts: u32,
+}
+
+impl Runner {
+    pub fn new<S: Store>(ns: &Namespace<S>, caller: &Caller, what: &str) -> Self {
+        Runner {
+            caller: caller.clone(),
+            what: what.to_string(),
+            deadline: Instant::now() + ns.config.retry_deadline,
+            backoff: ns.config.first_backoff,
+            max_backoff: ns.config.max_backoff,
+            attempts: 0,
+        }
+    }
+
+    /// Exactly-once state for the next attempt.
+    pub fn exo(&mut self) -> Exo {
+        self.attempts += 1;
+        Exo::new(&self.caller)
+    }
+
+    async fn backoff(&mut self) -> Result<(), NnError> {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return Err(NnError::Busy(self.what.clone()));
+        }
+        let span = self.backoff.as_micros().max(1) as u64;
+        // Full jitter in [backoff/2, backoff).
+        let sleep = Duration::from_micros(span / 2 + rand::random::<u64>() % (span / 2 + 1));
+        tokio::time::sleep(sleep.min(self.deadline - now)).await;
+        self.backoff = (self.backoff * 2).min(self.max_backoff);
+        Ok(())
+    }
+
+    /// Settles one attempt: `Some(answer)` when the call is done, `None` to run it again.
+    pub async fn finish<T: Txn, R: Message + Default>(
+        &mut self,
+        mut txn: T,
+        exo: Exo,
+        result: Result<Outcome<R>, NnError>,
+    ) -> Result<Option<R>, NnError> {
+        match result {
+            Ok(Outcome::Replayed(bytes)) => Ok(Some(R::decode(bytes.as_slice())?)),
+            Ok(Outcome::Done(reply)) => {
+                if txn.is_read_only() {
+                    return Ok(Some(reply));
+                }
+                let recorded = exo.key.is_some();
+                if let Some(key) = exo.key {
+                    let record = RetryRecord {
+                        response: reply.encode_to_vec(),
+                        written_ns: attrs::now_ns(),
+                    };
+                    txn.put(key, record.encode_to_vec());
+                }
+                match txn.commit().await {
+                    Ok(()) => Ok(Some(reply)),
+                    Err(TxnError::Conflict(why)) => {
+                        tracing::trace!(what = %self.what, %why, "conflict, retrying");
+                        self.backoff().await?;
+                        Ok(None)
+                    }
+                    // The retry record tells whether it happened: run again and read it.
+                    Err(TxnError::Unknown(why)) if recorded => {
+                        tracing::debug!(what = %self.what, %why, "commit outcome unknown, re-checking");
+                        self.backoff().await?;
+                        Ok(None)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) if e.is_conflict() => {
+                self.backoff().await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The first key after every key starting with `prefix` (empty when there is none).
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    Vec::new()
+}
+
+/// Every row under `prefix` on `route`'s shard, read page by page (unvalidated).
+pub async fn scan_prefix<T: Txn>(
+    txn: &mut T,
+    route: Route,
+    prefix: Vec<u8>,
+) -> Result<Vec<(Vec<u8>, Versioned)>, NnError> {
+    let end = prefix_end(&prefix);
+    let mut start = prefix;
+    let mut out = Vec::new();
+    loop {
+        let (rows, more) = txn.scan(route, start.clone(), end.clone(), 1000).await?;
+        let last = rows.last().map(|(k, _)| k.clone());
+        out.extend(rows);
+        match (more, last) {
+            (true, Some(mut k)) => {
+                k.push(0);
+                start = k;
+            }
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Whether directory `ino` has no entries (a one-row scan on its shard).
+pub async fn dir_is_empty<T: Txn>(txn: &mut T, ino: Ino) -> Result<bool, NnError> {
+    let prefix = keys::dentry_prefix(ino);
+    let end = prefix_end(&prefix);
+    let (rows, _) = txn.scan(keys::route_of(ino), prefix, end, 1).await?;
+    Ok(rows.is_empty())
+}
+
+/// Buffers the removal of every xattr of `ino`.
+pub async fn delete_xattrs<T: Txn>(txn: &mut T, ino: Ino) -> Result<(), NnError> {
+    let route = keys::route_of(ino);
+    for (k, _) in scan_prefix(txn, route, keys::xattr_prefix(ino)).await? {
+        txn.delete(Key::new(route, k));
+    }
+    Ok(())
+}
+
+/// Buffers the removal of an inode that no dentry will name any more: the inode, its xattrs,
+/// and for a directory its counter row (the caller guarantees the directory is empty).
+pub async fn delete_inode<T: Txn>(txn: &mut T, ino: Ino, kind: InodeKind) -> Result<(), NnError> {
+    txn.delete(keys::inode(ino));
+    if kind == InodeKind::Directory {
+        txn.delete(keys::counter(ino));
+    }
+    delete_xattrs(txn, ino).await
+}
+
+/// What a new entry is.
+pub struct NewEntry<'a> {
+    pub kind: InodeKind,
+    pub mode: u32,
+    pub symlink_target: &'a str,
+    /// `create` with overwrite: an existing file is truncated instead of ALREADY_EXISTS.
+    pub overwrite: bool,
+}
+
+/// Adds entry `path` (its last component) to directory `parent`, as one attempt.
+///
+/// Reads validated: the parent's inode (it still exists, is a directory, and permission was
+/// checked against it), the new dentry (absent), and the call's retry record. Writes the
+/// dentry, the inode, a directory's counter row, and a commutative update of the parent's
+/// counter row: never the parent's InodeRecord, so creates in one directory don't conflict.
+pub async fn add_entry<S: Store>(
+    ns: &Namespace<S>,
+    txn: &mut S::Txn,
+    caller: &Caller,
+    exo: &mut Exo,
+    parent: &Node,
+    path: &NsPath,
+    new: NewEntry<'_>,
+) -> Result<Outcome<FileStatus>, NnError> {
+    let name = path.name();
+    let text = path.text();
+    path::check_name(name, &text)?;
+    let mut want = vec![keys::inode(parent.ino), keys::dentry(parent.ino, name)];
+    want.extend(exo.home(parent.ino));
+    let rows = txn.get(&want, true).await?;
+    if let Some(r) = rows.get(2)
+        && let Some(answer) = Exo::replay(r)?
+    {
+        return Ok(Outcome::Replayed(answer));
+    }
+    let Some(parent_inode) = attrs::decode_inode(&rows[0])? else {
+        return Err(NnError::raced("parent directory vanished"));
+    };
+    if attrs::kind_of(&parent_inode) != InodeKind::Directory {
+        return Err(NnError::raced("parent is no longer a directory"));
+    }
+    perm::check(
+        caller,
+        &parent_inode,
+        &path.parent().text(),
+        perm::WRITE | perm::EXECUTE,
+    )?;
+    let now = attrs::now_ns();
+    if let Some(existing) = attrs::decode_dentry(&rows[1])? {
+        let kind = attrs::dentry_kind(&existing);
+        if !new.overwrite {
+            return Err(NnError::AlreadyExists(text));
+        }
+        if kind == InodeKind::Directory {
+            return Err(NnError::IsADirectory(text));
+        }
+        if kind != InodeKind::File {
+            return Err(NnError::AlreadyExists(text));
+        }
+        // Overwrite keeps the inode and truncates it.
+        let row = txn.get(&[keys::inode(existing.ino)], true).await?;
+        let Some(mut inode) = attrs::decode_inode(&row[0])? else {
+            return Err(NnError::raced("overwritten file vanished"));
+        };
+        inode.size = 0;
+        inode.mtime_ns = now;
+        inode.ctime_ns = now;
+        txn.put(keys::inode(existing.ino), inode.encode_to_vec());
+        let mut c = CounterUpdates::default();
+        c.change(parent.ino, 0, 0, now, now);
+        c.apply(txn);
+        return Ok(Outcome::Done(attrs::file_status(
+            existing.ino,
+            name,
+            &inode,
+            None,
+        )));
+    }
+
+    let seq = ns.store.alloc_seq().await?;
+    let vpart = if new.kind == InodeKind::Directory {
+        // Directories spread over the shards; a file stays with its directory.
+        (rand::random::<u32>() % ns.store.vparts().max(1)) as u16
+    } else {
+        keys::vpart(parent.ino)
+    };
+    let ino = keys::make_ino(vpart, seq);
+    let mut inode = attrs::new_inode(
+        new.kind,
+        new.mode,
+        caller.uid,
+        parent_inode.gid,
+        parent.ino,
+        now,
+    );
+    if new.kind == InodeKind::Symlink {
+        inode.symlink_target = new.symlink_target.to_string();
+        inode.size = new.symlink_target.len() as u64;
+    }
+    txn.put(
+        keys::dentry(parent.ino, name),
+        attrs::dentry_value(ino, new.kind),
+    );
+    txn.put(keys::inode(ino), inode.encode_to_vec());
+    let mut counter = None;
+    if new.kind == InodeKind::Directory {
+        txn.put(keys::counter(ino), attrs::counter_row(0, 0, now, now));
+        counter = Some([0, 0, now, now]);
+    }
+    let mut c = CounterUpdates::default();
+    c.entries(
+        parent.ino,
+        1,
+        i64::from(new.kind == InodeKind::Directory),
+        now,
+    );
+    c.apply(txn);
+    Ok(Outcome::Done(attrs::file_status(
+        ino, name, &inode, counter,
+    )))
+}

@@ -1,0 +1,285 @@
+//! Path resolution with few round trips. A bounded LRU cache maps (parent ino, name) to the
+//! child's (ino, kind). To resolve `/a/b/c`, the cache's guesses say which rows to fetch, and
+//! every component's dentry and inode (the inodes feed the permission checks) come in ONE
+//! parallel round (the transaction's `get` groups keys by shard and asks all shards at once).
+//! The walk then follows the dentries as read, never the guesses: where a guess was wrong or
+//! missing, the rows it needs are fetched from there on, one round per component (each round
+//! also fetches the next component's dentry). So the cache can only cost a wasted key, never a
+//! wrong answer, and it needs no invalidation from other namenodes; operations forget the
+//! names they change.
+//!
+//! Resolution reads are not validated: each operation then reads with validation exactly the
+//! rows its semantics depend on. Directory InodeRecords are not cached: they are re-read in the
+//! same round, since permission decisions must not rest on stale modes.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+
+use arbor_proto::records::{InodeKind, InodeRecord};
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use crate::attrs::{self, dentry_kind, kind_of};
+use crate::error::NnError;
+use crate::keys::{self, Ino, ROOT_INO};
+use crate::path::NsPath;
+use crate::perm::{self, Caller};
+use crate::txn::{Key, Txn, Versioned};
+
+/// A resolved path component.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub ino: Ino,
+    pub inode: InodeRecord,
+    /// The directory's counter row, when asked for the walk's target.
+    pub counter: Option<[i64; 4]>,
+}
+
+impl Node {
+    pub fn kind(&self) -> InodeKind {
+        kind_of(&self.inode)
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind() == InodeKind::Directory
+    }
+}
+
+/// Where a walk ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Every component exists.
+    Complete,
+    /// Component `i` (0-based) does not exist in the directory `nodes[i]`.
+    Missing(usize),
+    /// `nodes[i]` (component `i - 1`) is not a directory but more components follow.
+    NotDir(usize),
+}
+
+/// The result of resolving a path: `nodes[0]` is the root, `nodes[i]` is component `i - 1`.
+#[derive(Clone, Debug)]
+pub struct Walk {
+    pub path: NsPath,
+    pub nodes: Vec<Node>,
+    pub end: End,
+}
+
+impl Walk {
+    /// The node the path names, or the error its absence means.
+    pub fn target(&self) -> Result<&Node, NnError> {
+        match self.end {
+            End::Complete => self
+                .nodes
+                .last()
+                .ok_or_else(|| NnError::Internal("empty walk".into())),
+            End::Missing(_) => Err(NnError::NotFound(self.path.text())),
+            End::NotDir(_) => Err(NnError::NotADirectory(self.path.text())),
+        }
+    }
+
+    /// The directory holding the path's last component (whether or not that exists).
+    pub fn parent(&self) -> Result<&Node, NnError> {
+        let n = self.path.depth();
+        if n == 0 {
+            return Err(NnError::Root(self.path.text()));
+        }
+        match self.end {
+            End::Complete => Ok(&self.nodes[n - 1]),
+            End::Missing(i) if i == n - 1 => Ok(&self.nodes[n - 1]),
+            End::Missing(_) => Err(NnError::NotFound(self.path.text())),
+            End::NotDir(_) => Err(NnError::NotADirectory(self.path.text())),
+        }
+    }
+
+    /// The target's ino when it exists.
+    pub fn target_ino(&self) -> Option<Ino> {
+        match self.end {
+            End::Complete => self.nodes.last().map(|n| n.ino),
+            _ => None,
+        }
+    }
+}
+
+pub struct Resolver {
+    names: Mutex<LruCache<(Ino, String), (Ino, InodeKind)>>,
+}
+
+impl Resolver {
+    pub fn new(entries: usize) -> Self {
+        let cap = NonZeroUsize::new(entries.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Resolver {
+            names: Mutex::new(LruCache::new(cap)),
+        }
+    }
+
+    pub fn remember(&self, parent: Ino, name: &str, ino: Ino, kind: InodeKind) {
+        self.names
+            .lock()
+            .put((parent, name.to_string()), (ino, kind));
+    }
+
+    pub fn forget(&self, parent: Ino, name: &str) {
+        self.names.lock().pop(&(parent, name.to_string()));
+    }
+
+    pub fn cached(&self) -> usize {
+        self.names.lock().len()
+    }
+
+    /// The cache's guess of every component's (ino, kind), as far as it knows.
+    fn guesses(&self, path: &NsPath) -> Vec<(Ino, InodeKind)> {
+        let mut names = self.names.lock();
+        let mut out = Vec::new();
+        let mut parent = ROOT_INO;
+        for name in path.comps() {
+            match names.get(&(parent, name.clone())) {
+                Some(&(ino, kind)) => {
+                    out.push((ino, kind));
+                    if kind != InodeKind::Directory {
+                        break;
+                    }
+                    parent = ino;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Resolves `path`, checking EXECUTE for `caller` on every directory it looks into. With
+    /// `want_counter`, a directory target comes with its counter row.
+    pub async fn walk<T: Txn>(
+        &self,
+        txn: &mut T,
+        caller: &Caller,
+        path: &NsPath,
+        want_counter: bool,
+    ) -> Result<Walk, NnError> {
+        let comps = path.comps();
+        let n = comps.len();
+        let mut rows: HashMap<Vec<u8>, Versioned> = HashMap::new();
+
+        // The first round: everything the guesses point at, and the first unguessed dentry.
+        let guesses = self.guesses(path);
+        let mut first = vec![keys::inode(ROOT_INO)];
+        if want_counter && n == 0 {
+            first.push(keys::counter(ROOT_INO));
+        }
+        let mut parent = ROOT_INO;
+        let mut parent_is_dir = true;
+        for (i, name) in comps.iter().enumerate() {
+            if !parent_is_dir {
+                break;
+            }
+            first.push(keys::dentry(parent, name));
+            let Some(&(ino, kind)) = guesses.get(i) else {
+                break;
+            };
+            first.push(keys::inode(ino));
+            if want_counter && i + 1 == n && kind == InodeKind::Directory {
+                first.push(keys::counter(ino));
+            }
+            parent = ino;
+            parent_is_dir = kind == InodeKind::Directory;
+        }
+        fetch(txn, &mut rows, first).await?;
+
+        let root_inode = attrs::decode_inode(row(&rows, &keys::inode(ROOT_INO)))?
+            .ok_or_else(|| NnError::Internal("the root inode is missing".into()))?;
+        let root_counter = (want_counter && n == 0)
+            .then(|| attrs::decode_counter(row(&rows, &keys::counter(ROOT_INO))));
+        let mut nodes = vec![Node {
+            ino: ROOT_INO,
+            inode: root_inode,
+            counter: root_counter,
+        }];
+
+        for (i, name) in comps.iter().enumerate() {
+            let dir = &nodes[i];
+            if !dir.is_dir() {
+                return Ok(Walk {
+                    path: path.clone(),
+                    nodes,
+                    end: End::NotDir(i),
+                });
+            }
+            perm::check(caller, &dir.inode, &path.prefix(i).text(), perm::EXECUTE)?;
+            let dir_ino = dir.ino;
+            let dkey = keys::dentry(dir_ino, name);
+            if !rows.contains_key(&dkey.bytes) {
+                fetch(txn, &mut rows, vec![dkey.clone()]).await?;
+            }
+            let Some(dentry) = attrs::decode_dentry(row(&rows, &dkey))? else {
+                self.forget(dir_ino, name);
+                return Ok(Walk {
+                    path: path.clone(),
+                    nodes,
+                    end: End::Missing(i),
+                });
+            };
+            let kind = dentry_kind(&dentry);
+            self.remember(dir_ino, name, dentry.ino, kind);
+
+            let mut need = vec![keys::inode(dentry.ino)];
+            let counter_key = (want_counter && i + 1 == n && kind == InodeKind::Directory)
+                .then(|| keys::counter(dentry.ino));
+            need.extend(counter_key.clone());
+            if i + 1 < n && kind == InodeKind::Directory {
+                need.push(keys::dentry(dentry.ino, &comps[i + 1]));
+            }
+            need.retain(|k| !rows.contains_key(&k.bytes));
+            fetch(txn, &mut rows, need).await?;
+            let Some(inode) = attrs::decode_inode(row(&rows, &keys::inode(dentry.ino)))? else {
+                // The entry was removed between our reads of its dentry and its inode.
+                self.forget(dir_ino, name);
+                return Err(NnError::raced(format!("inode {} vanished", dentry.ino)));
+            };
+            if kind_of(&inode) != kind {
+                self.forget(dir_ino, name);
+                return Err(NnError::raced(format!("inode {} changed kind", dentry.ino)));
+            }
+            let counter = counter_key.map(|k| attrs::decode_counter(row(&rows, &k)));
+            nodes.push(Node {
+                ino: dentry.ino,
+                inode,
+                counter,
+            });
+        }
+        Ok(Walk {
+            path: path.clone(),
+            nodes,
+            end: End::Complete,
+        })
+    }
+}
+
+static ABSENT: Versioned = Versioned {
+    value: Vec::new(),
+    version: 0,
+};
+
+fn row<'a>(rows: &'a HashMap<Vec<u8>, Versioned>, key: &Key) -> &'a Versioned {
+    rows.get(&key.bytes).unwrap_or(&ABSENT)
+}
+
+async fn fetch<T: Txn>(
+    txn: &mut T,
+    rows: &mut HashMap<Vec<u8>, Versioned>,
+    keys: Vec<Key>,
+) -> Result<(), NnError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let got = txn.get(&keys, false).await?;
+    if got.len() != keys.len() {
+        return Err(NnError::Internal(format!(
+            "asked for {} rows, got {}",
+            keys.len(),
+            got.len()
+        )));
+    }
+    for (k, v) in keys.into_iter().zip(got) {
+        rows.insert(k.bytes, v);
+    }
+    Ok(())
+}
