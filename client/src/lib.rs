@@ -1,1 +1,25 @@
-//! Arbor client library.
+//! The Arbor client: an async library for the namespace API of the namenodes (with failover
+//! across a list of equal namenodes and exactly-once retries) and, in [`cli`], the `arbor`
+//! command line built on it.
+//!
+//! - [`client`]: [`Client`], one method per namenode call.
+//! - [`identity`]: who the client says it is ([`Identity`], `ARBOR_USER`).
+//! - [`error`]: the one error type, an [`ErrorCode`] plus detail.
+//! - [`paths`]: `arbor://host:port/path` URLs and textual path helpers.
+//! - [`cli`]: `arbor dfs`, `arbor fsck`, `arbor dev`, `arbor bench`.
+
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod identity;
+pub mod paths;
+
+pub use arbor_proto as proto;
+pub use arbor_proto::namenode::{
+    ClusterInfoReply, ContentSummaryReply, DirEntry, ErrorCode, FileStatus, FsckReply,
+    set_xattr_request::Flag as XattrFlag,
+};
+pub use arbor_proto::records::InodeKind;
+pub use client::{Client, DEFAULT_NAMENODE, NAMENODE_ENV, Options, namenode_list};
+pub use error::{Error, Result};
+pub use identity::Identity;
