@@ -1,0 +1,160 @@
+//! The gRPC face of a shard: `arbor.metastore.Metastore` over a [`Shard`]. This is the one place
+//! where shard errors become `tonic::Status`.
+
+use crate::error::Error;
+use crate::intent::{DecideOutcome, PrepareOutcome, ResolveOutcome};
+use crate::shard::Shard;
+use crate::txn::{CommitOutcome, Conflict};
+use arbor_proto::metastore::{
+    self as pb, commit_response, decide_response, metastore_server::Metastore,
+    metastore_server::MetastoreServer, prepare_response, resolve_response,
+};
+use std::future::Future;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+
+/// Largest message accepted or sent (a transaction carrying inline file data can be large).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        let msg = e.to_string();
+        match e {
+            Error::InvalidArgument(_) => Status::invalid_argument(msg),
+            Error::Closed | Error::Failed(_) | Error::Unavailable(_) => Status::unavailable(msg),
+            Error::Corrupt { .. } => Status::data_loss(msg),
+            Error::Io(_) | Error::Engine(_) | Error::Internal(_) => Status::internal(msg),
+        }
+    }
+}
+
+fn conflict(c: Conflict) -> pb::Conflict {
+    pb::Conflict {
+        reason: c.reason as i32,
+        key: c.key,
+    }
+}
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct MetastoreService {
+    shard: Shard,
+}
+
+impl MetastoreService {
+    pub fn new(shard: Shard) -> Self {
+        Self { shard }
+    }
+
+    pub fn into_server(self) -> MetastoreServer<Self> {
+        MetastoreServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+#[tonic::async_trait]
+impl Metastore for MetastoreService {
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let rows = self.shard.get(req.into_inner().keys).await?;
+        Ok(Response::new(pb::GetResponse { rows }))
+    }
+
+    async fn scan(
+        &self,
+        req: Request<pb::ScanRequest>,
+    ) -> Result<Response<pb::ScanResponse>, Status> {
+        let r = req.into_inner();
+        let (rows, more) = self
+            .shard
+            .scan(r.start, r.end, r.limit, r.keys_only)
+            .await?;
+        Ok(Response::new(pb::ScanResponse { rows, more }))
+    }
+
+    async fn commit(
+        &self,
+        req: Request<pb::CommitRequest>,
+    ) -> Result<Response<pb::CommitResponse>, Status> {
+        let r = req.into_inner();
+        let outcome = match self
+            .shard
+            .commit(r.txn_id, r.body.unwrap_or_default())
+            .await?
+        {
+            CommitOutcome::Committed(seq) => commit_response::Outcome::CommittedSeq(seq),
+            CommitOutcome::Conflict(c) => commit_response::Outcome::Conflict(conflict(c)),
+        };
+        Ok(Response::new(pb::CommitResponse {
+            outcome: Some(outcome),
+        }))
+    }
+
+    async fn prepare(
+        &self,
+        req: Request<pb::PrepareRequest>,
+    ) -> Result<Response<pb::PrepareResponse>, Status> {
+        let outcome = match self.shard.prepare(req.into_inner()).await? {
+            PrepareOutcome::Prepared => prepare_response::Outcome::Prepared(pb::Empty {}),
+            PrepareOutcome::Conflict(c) => prepare_response::Outcome::Conflict(conflict(c)),
+        };
+        Ok(Response::new(pb::PrepareResponse {
+            outcome: Some(outcome),
+        }))
+    }
+
+    async fn decide(
+        &self,
+        req: Request<pb::DecideRequest>,
+    ) -> Result<Response<pb::DecideResponse>, Status> {
+        let r = req.into_inner();
+        let (outcome, seq) = match self.shard.decide(r.txn_id, r.commit).await? {
+            DecideOutcome::Committed(seq) => (decide_response::Outcome::Committed, seq),
+            DecideOutcome::Aborted => (decide_response::Outcome::Aborted, 0),
+            DecideOutcome::AlreadyAborted => (decide_response::Outcome::AlreadyAborted, 0),
+            DecideOutcome::Unknown => (decide_response::Outcome::Unknown, 0),
+        };
+        Ok(Response::new(pb::DecideResponse {
+            outcome: outcome as i32,
+            committed_seq: seq,
+        }))
+    }
+
+    async fn resolve(
+        &self,
+        req: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveResponse>, Status> {
+        let outcome = match self.shard.resolve(req.into_inner().txn_id).await? {
+            ResolveOutcome::Committed => resolve_response::Outcome::Committed,
+            ResolveOutcome::Aborted => resolve_response::Outcome::Aborted,
+            ResolveOutcome::Pending => resolve_response::Outcome::Pending,
+        };
+        Ok(Response::new(pb::ResolveResponse {
+            outcome: outcome as i32,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        Ok(Response::new(self.shard.status().await?))
+    }
+}
+
+/// Serves `shard` on `listener` until `shutdown` completes.
+pub async fn serve(
+    shard: Shard,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    tonic::transport::Server::builder()
+        .add_service(MetastoreService::new(shard).into_server())
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await
+        .map_err(|e| Error::Internal(format!("gRPC server: {e}")))
+}

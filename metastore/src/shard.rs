@@ -1,0 +1,453 @@
+//! A shard: a versioned key-value store made durable by its log. `Shard` is the library face
+//! that the gRPC service, tests and benches call; it opens the tables and the log, replays the
+//! log into the tables, rebuilds the 2PC state, and runs the committer, applier, trimmer and
+//! resolver until closed.
+//!
+//! Reads go straight to the tables, which only ever hold records already durable in the log, so
+//! a read never sees a change that a crash could take back. Every change goes through the
+//! committer.
+
+use crate::config::ShardConfig;
+use crate::engine::{Engine, SledEngine, WriteBatch};
+use crate::error::{Error, Result};
+use crate::group_commit::{Committer, Health, QUEUE, Reply, Request, Stats};
+use crate::hlc::{Hlc, wall_ms};
+use crate::intent::{
+    DecideOutcome, Intent, IntentSummary, Participant, PrepareOutcome, ResolveOutcome,
+};
+use crate::keyspace::{self, DATA, INTENT};
+use crate::resolver;
+use crate::trim::Trimmer;
+use crate::txn::{self, CommitOutcome};
+use crate::wal::{SegmentSet, Wal};
+use arbor_proto::metastore::{self as pb, PrepareRequest, Row, TxnBody};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Rows a scan returns when the request says 0.
+pub const DEFAULT_SCAN_LIMIT: usize = 1000;
+/// Rows a scan returns at most, whatever the request says.
+pub const MAX_SCAN_LIMIT: usize = 100_000;
+/// Records replayed into the tables per batch at open.
+const REPLAY_BATCH: usize = 1024;
+
+/// A handle on an open shard; clones share it.
+#[derive(Clone)]
+pub struct Shard {
+    inner: Arc<Inner>,
+}
+
+/// A handle that does not keep the shard open (held by its own background tasks).
+#[derive(Clone)]
+pub(crate) struct WeakShard(Weak<Inner>);
+
+impl WeakShard {
+    pub(crate) fn upgrade(&self) -> Option<Shard> {
+        self.0.upgrade().map(|inner| Shard { inner })
+    }
+}
+
+struct Inner {
+    config: ShardConfig,
+    engine: Arc<dyn Engine>,
+    requests: mpsc::Sender<Request>,
+    applied: Arc<AtomicU64>,
+    durable: Arc<AtomicU64>,
+    participant: Arc<Mutex<Participant>>,
+    stats: Arc<Stats>,
+    health: Health,
+    segments: SegmentSet,
+    committer: Mutex<Vec<JoinHandle<()>>>,
+    trimmer: Mutex<Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>>,
+    resolver: Mutex<Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>>,
+}
+
+/// A snapshot of the committer's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Groups formed (each at most one fdatasync of the log).
+    pub groups: u64,
+    /// Requests handled.
+    pub requests: u64,
+    /// Log records written.
+    pub records: u64,
+    /// fdatasync calls on the log.
+    pub syncs: u64,
+    /// Microseconds the committer spent validating and encoding.
+    pub build_us: u64,
+    /// Microseconds the committer spent writing groups into the log.
+    pub write_us: u64,
+    /// Microseconds spent in the log's `fdatasync` (by the sync threads, which overlap).
+    pub sync_us: u64,
+    /// Microseconds the applier spent writing groups into the tables.
+    pub apply_us: u64,
+    /// Batches written into the tables (each holding one or more groups).
+    pub applies: u64,
+}
+
+/// What recovery found and built, before any thread runs.
+struct Recovered {
+    engine: Arc<dyn Engine>,
+    wal: Wal,
+    participant: Participant,
+    marker: u64,
+    next_seq: u64,
+    hlc_floor: u64,
+}
+
+/// Two-phase commit keys its intents and records by transaction id: it must name something.
+fn check_txn_id(txn_id: &[u8]) -> Result<()> {
+    if txn_id.is_empty() {
+        return Err(Error::InvalidArgument(
+            "a two-phase transaction needs a txn id".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task: {e}")))?
+}
+
+/// Opens the tables, replays the log after their applied marker, and rebuilds the intents.
+fn recover(config: &ShardConfig) -> Result<Recovered> {
+    std::fs::create_dir_all(&config.dir)?;
+    let engine: Arc<dyn Engine> =
+        Arc::new(SledEngine::open(&config.tables_dir(), config.cache_bytes)?);
+    let marker = keyspace::decode_marker(engine.get(keyspace::APPLIED)?.as_deref())?;
+    let mut batch = WriteBatch::default();
+    let mut pending = 0usize;
+    let mut last = marker;
+    let (wal, rec) = Wal::open(&config.wal_dir(), config.segment_bytes, marker, |record| {
+        batch.ops.extend(keyspace::mutations(&record));
+        last = record.seq;
+        pending += 1;
+        if pending >= REPLAY_BATCH {
+            keyspace::mark_applied(&mut batch, last);
+            engine.apply(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+        Ok(())
+    })?;
+    if pending > 0 {
+        keyspace::mark_applied(&mut batch, last);
+        engine.apply(batch)?;
+    }
+    let mut participant = Participant::new(config.shard, config.intent_timeout.as_millis() as u64);
+    let start = [INTENT];
+    let end = [INTENT + 1];
+    for (_, v) in engine.scan(&start, Some(&end), usize::MAX)? {
+        participant.restore(Intent::decode(&v)?);
+    }
+    tracing::info!(
+        shard = config.shard,
+        marker,
+        replayed = rec.replayed,
+        last_seq = rec.last_seq,
+        cut_bytes = rec.cut_bytes,
+        intents = participant.summaries().len(),
+        "shard recovered"
+    );
+    Ok(Recovered {
+        engine,
+        wal,
+        participant,
+        marker: last,
+        next_seq: rec.last_seq.max(last) + 1,
+        hlc_floor: rec.last_hlc,
+    })
+}
+
+impl Shard {
+    /// Opens (or creates) the shard in `config.dir` and starts its threads and tasks. Must be
+    /// called inside a tokio runtime.
+    pub async fn open(config: ShardConfig) -> Result<Shard> {
+        let cfg = config.clone();
+        let rec = blocking(move || recover(&cfg)).await?;
+        let applied = Arc::new(AtomicU64::new(rec.marker));
+        let durable = Arc::new(AtomicU64::new(0));
+        let participant = Arc::new(Mutex::new(rec.participant));
+        let stats = Arc::new(Stats::default());
+        let health = Health::default();
+        let segments = rec.wal.segments();
+        let (requests, rx) = mpsc::channel(QUEUE);
+        let committer = Committer {
+            rx,
+            engine: rec.engine.clone(),
+            wal: rec.wal,
+            participant: participant.clone(),
+            next_seq: rec.next_seq,
+            hlc: Hlc::new(rec.hlc_floor),
+            applied: applied.clone(),
+            stats: stats.clone(),
+            health: health.clone(),
+        }
+        .spawn(config.shard)?;
+        let trimmer = Trimmer {
+            engine: rec.engine.clone(),
+            applied: applied.clone(),
+            durable: durable.clone(),
+            segments: segments.clone(),
+            retain_bytes: config.log_retain_bytes,
+            interval: config.flush_interval,
+            txn_record_ttl: config.txn_record_ttl,
+            requests: requests.clone(),
+        };
+        let (trim_stop, trim_rx) = std::sync::mpsc::channel();
+        let trim_thread = std::thread::Builder::new()
+            .name(format!("arbor-trim-{}", config.shard))
+            .spawn(move || trimmer.run(trim_rx))?;
+        let inner = Arc::new(Inner {
+            config,
+            engine: rec.engine,
+            requests,
+            applied,
+            durable,
+            participant,
+            stats,
+            health,
+            segments,
+            committer: Mutex::new(committer),
+            trimmer: Mutex::new(Some((trim_stop, trim_thread))),
+            resolver: Mutex::new(None),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let every = (inner.config.intent_timeout / 4).max(Duration::from_millis(10));
+        let task = tokio::spawn(resolver::run(
+            WeakShard(Arc::downgrade(&inner)),
+            every,
+            stop_rx,
+        ));
+        *inner.resolver.lock() = Some((stop, task));
+        Ok(Shard { inner })
+    }
+
+    pub fn config(&self) -> &ShardConfig {
+        &self.inner.config
+    }
+
+    /// Highest seq applied to the tables.
+    pub fn applied_seq(&self) -> u64 {
+        self.inner.applied.load(Ordering::Acquire)
+    }
+
+    /// Highest seq known durable in the tables (the log below it may be deleted).
+    pub fn durable_seq(&self) -> u64 {
+        self.inner.durable.load(Ordering::Acquire)
+    }
+
+    /// Segments in the log, the active one included.
+    pub fn log_segments(&self) -> usize {
+        self.inner.segments.count()
+    }
+
+    pub fn commit_stats(&self) -> CommitStats {
+        let s = &self.inner.stats;
+        CommitStats {
+            groups: s.groups.load(Ordering::Relaxed),
+            requests: s.requests.load(Ordering::Relaxed),
+            records: s.records.load(Ordering::Relaxed),
+            syncs: s.syncs.load(Ordering::Relaxed),
+            build_us: s.build_us.load(Ordering::Relaxed),
+            write_us: s.write_us.load(Ordering::Relaxed),
+            sync_us: s.sync_us.load(Ordering::Relaxed),
+            apply_us: s.apply_us.load(Ordering::Relaxed),
+            applies: s.applies.load(Ordering::Relaxed),
+        }
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T> {
+        if let Some(why) = self.inner.health.failure() {
+            return Err(Error::Failed(why));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .requests
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Point reads of committed rows, in order; absent rows have version 0.
+    pub async fn get(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Row>> {
+        let engine = self.inner.engine.clone();
+        blocking(move || {
+            keys.into_iter()
+                .map(|key| {
+                    Ok(match engine.get(&keyspace::key(DATA, &key))? {
+                        None => Row {
+                            key,
+                            value: Vec::new(),
+                            version: 0,
+                        },
+                        Some(v) => {
+                            let (version, payload) = keyspace::decode_row(&v)?;
+                            Row {
+                                key,
+                                value: payload.to_vec(),
+                                version,
+                            }
+                        }
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Committed rows in `[start, end)` (an empty `end`: to the end), in key order, at most
+    /// `limit` (0: the default page); the flag says whether more follow.
+    pub async fn scan(
+        &self,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        limit: u32,
+        keys_only: bool,
+    ) -> Result<(Vec<Row>, bool)> {
+        let limit = match limit {
+            0 => DEFAULT_SCAN_LIMIT,
+            n => (n as usize).min(MAX_SCAN_LIMIT),
+        };
+        if !end.is_empty() && end <= start {
+            return Ok((Vec::new(), false));
+        }
+        let engine = self.inner.engine.clone();
+        blocking(move || {
+            let (s, e) = keyspace::data_range(&start, &end);
+            let mut rows = engine.scan(&s, Some(&e), limit + 1)?;
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            rows.into_iter()
+                .map(|(k, v)| {
+                    let (version, payload) = keyspace::decode_row(&v)?;
+                    Ok(Row {
+                        key: k[1..].to_vec(),
+                        value: if keys_only {
+                            Vec::new()
+                        } else {
+                            payload.to_vec()
+                        },
+                        version,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(|rows| (rows, more))
+        })
+        .await
+    }
+
+    /// A single-shard transaction: validated and applied atomically, durable when it returns.
+    pub async fn commit(&self, txn_id: Vec<u8>, body: TxnBody) -> Result<CommitOutcome> {
+        txn::check_body(&body)?;
+        self.request(|reply| Request::Commit {
+            txn_id,
+            body,
+            reply,
+        })
+        .await
+    }
+
+    /// Phase one of two-phase commit on this shard.
+    pub async fn prepare(&self, req: PrepareRequest) -> Result<PrepareOutcome> {
+        check_txn_id(&req.txn_id)?;
+        if let Some(body) = &req.body {
+            txn::check_body(body)?;
+        }
+        self.request(|reply| Request::Prepare { req, reply }).await
+    }
+
+    /// Phase two of two-phase commit on this shard.
+    pub async fn decide(&self, txn_id: Vec<u8>, commit: bool) -> Result<DecideOutcome> {
+        check_txn_id(&txn_id)?;
+        self.request(|reply| Request::Decide {
+            txn_id,
+            commit,
+            reply,
+        })
+        .await
+    }
+
+    /// The outcome of a transaction this shard is the primary of (deciding ABORTED if its
+    /// intent expired undecided, or if it was never prepared here).
+    pub async fn resolve(&self, txn_id: Vec<u8>) -> Result<ResolveOutcome> {
+        check_txn_id(&txn_id)?;
+        self.request(|reply| Request::Resolve { txn_id, reply })
+            .await
+    }
+
+    /// Intents older than the intent timeout.
+    pub(crate) fn expired_intents(&self) -> Vec<IntentSummary> {
+        self.inner.participant.lock().expired(wall_ms())
+    }
+
+    /// What the shard is and holds. The intents and the applied seq are taken after everything
+    /// logged before the call is applied, so they agree with what reads see.
+    pub async fn status(&self) -> Result<pb::StatusResponse> {
+        let summaries = self.request(|reply| Request::Intents { reply }).await?;
+        let now = wall_ms();
+        let intents = summaries
+            .into_iter()
+            .map(|i| pb::Intent {
+                txn_id: i.txn_id,
+                primary_shard: i.primary_shard,
+                age_ms: now.saturating_sub(i.prepared_at_ms),
+                is_primary: i.is_primary,
+            })
+            .collect();
+        let applied_seq = self.applied_seq();
+        let engine = self.inner.engine.clone();
+        let rows = blocking(move || engine.count(&[DATA], Some(&[DATA + 1]))).await?;
+        Ok(pb::StatusResponse {
+            shard: self.inner.config.shard,
+            applied_seq,
+            intents,
+            rows,
+            intent_timeout_ms: self.inner.config.intent_timeout.as_millis() as u64,
+        })
+    }
+
+    /// Stops the shard: requests already queued are finished, later ones fail with
+    /// [`Error::Closed`], and the tables are flushed durably. The files are released when the
+    /// last handle is dropped.
+    pub async fn close(&self) -> Result<()> {
+        let resolver = self.inner.resolver.lock().take();
+        if let Some((stop, task)) = resolver {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        // The committer may already be gone (closed before): then there is nothing to stop.
+        let _ = self.inner.requests.send(Request::Stop).await;
+        let committer = std::mem::take(&mut *self.inner.committer.lock());
+        let trimmer = self.inner.trimmer.lock().take();
+        blocking(move || {
+            for t in committer {
+                t.join()
+                    .map_err(|_| Error::Internal("committer thread panicked".into()))?;
+            }
+            if let Some((stop, t)) = trimmer {
+                let _ = stop.send(());
+                t.join()
+                    .map_err(|_| Error::Internal("trimmer thread panicked".into()))?;
+            }
+            Ok(())
+        })
+        .await?;
+        tracing::info!(
+            shard = self.inner.config.shard,
+            applied = self.applied_seq(),
+            "shard closed"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "shard_tests.rs"]
+mod tests;

@@ -1,0 +1,822 @@
+//! Tests of a whole shard in process: durability and replay, validation through the committer,
+//! counters under concurrency, the 2PC participant, resolution, trimming and sweeping.
+
+use super::*;
+use crate::engine::SledEngine;
+use crate::txn::Conflict;
+use crate::txn::tests::{counter, del, put, read};
+use arbor_proto::metastore::{CounterOp, conflict::Reason};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn config(dir: &Path, shard: u32) -> ShardConfig {
+    let mut c = ShardConfig::new(dir, shard);
+    c.segment_bytes = 256 << 10;
+    c.flush_interval = Duration::from_millis(100);
+    c.cache_bytes = 16 << 20;
+    c
+}
+
+fn body(writes: Vec<pb::Write>) -> TxnBody {
+    TxnBody {
+        writes,
+        ..Default::default()
+    }
+}
+
+async fn committed(shard: &Shard, body: TxnBody) -> u64 {
+    match shard.commit(b"t".to_vec(), body).await.unwrap() {
+        CommitOutcome::Committed(seq) => seq,
+        CommitOutcome::Conflict(c) => panic!("unexpected conflict {c:?}"),
+    }
+}
+
+async fn conflict(shard: &Shard, body: TxnBody) -> (Reason, Vec<u8>) {
+    match shard.commit(b"t".to_vec(), body).await.unwrap() {
+        CommitOutcome::Conflict(c) => (c.reason, c.key),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+async fn row(shard: &Shard, key: &[u8]) -> (u64, Vec<u8>) {
+    let rows = shard.get(vec![key.to_vec()]).await.unwrap();
+    (rows[0].version, rows[0].value.clone())
+}
+
+fn prepare_req(
+    txn: &[u8],
+    this: u32,
+    primary: u32,
+    primary_addr: &str,
+    body: TxnBody,
+) -> PrepareRequest {
+    PrepareRequest {
+        txn_id: txn.to_vec(),
+        body: Some(body),
+        primary_shard: primary,
+        primary_addr: primary_addr.to_string(),
+        participants: vec![primary, this],
+        this_shard: this,
+    }
+}
+
+async fn reopen(shard: Shard, cfg: ShardConfig) -> Shard {
+    shard.close().await.unwrap();
+    drop(shard);
+    Shard::open(cfg).await.unwrap()
+}
+
+/// Rewrites the applied marker of a closed shard's tables, optionally dropping its user rows,
+/// as if the tables had lost everything after `marker`.
+fn rewind_tables(cfg: &ShardConfig, marker: u64, wipe_rows: bool) {
+    let engine = SledEngine::open(&cfg.tables_dir(), 1 << 20).unwrap();
+    let mut b = WriteBatch::default();
+    if wipe_rows {
+        for (k, _) in engine.scan(&[DATA], Some(&[DATA + 1]), usize::MAX).unwrap() {
+            b.delete(k);
+        }
+    }
+    keyspace::mark_applied(&mut b, marker);
+    engine.apply(b).unwrap();
+    engine.flush_durable().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_scan_read_committed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = Shard::open(config(dir.path(), 0)).await.unwrap();
+    let s1 = committed(
+        &shard,
+        body(vec![put(b"a", b"1"), put(b"b", b"2"), put(b"c", b"3")]),
+    )
+    .await;
+    let s2 = committed(&shard, body(vec![del(b"b"), put(b"d", b"4")])).await;
+    assert!(s2 > s1);
+    assert_eq!(row(&shard, b"a").await, (s1, b"1".to_vec()));
+    assert_eq!(row(&shard, b"b").await, (0, Vec::new()));
+    assert_eq!(row(&shard, b"d").await, (s2, b"4".to_vec()));
+
+    let keys = |rows: &[Row]| rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>();
+    let (rows, more) = shard
+        .scan(b"a".to_vec(), b"d".to_vec(), 0, false)
+        .await
+        .unwrap();
+    assert_eq!(keys(&rows), vec![b"a".to_vec(), b"c".to_vec()]);
+    assert!(!more);
+    assert_eq!(rows[1].value, b"3".to_vec());
+    assert_eq!(rows[1].version, s1);
+    let (rows, more) = shard.scan(Vec::new(), Vec::new(), 2, true).await.unwrap();
+    assert_eq!(keys(&rows), vec![b"a".to_vec(), b"c".to_vec()]);
+    assert!(more);
+    assert!(rows.iter().all(|r| r.value.is_empty() && r.version > 0));
+    let (rows, more) = shard
+        .scan(b"b".to_vec(), Vec::new(), 10, false)
+        .await
+        .unwrap();
+    assert_eq!(keys(&rows), vec![b"c".to_vec(), b"d".to_vec()]);
+    assert!(!more);
+    let (rows, _) = shard
+        .scan(b"d".to_vec(), b"a".to_vec(), 10, false)
+        .await
+        .unwrap();
+    assert!(rows.is_empty());
+
+    let status = shard.status().await.unwrap();
+    assert_eq!(status.rows, 3);
+    assert_eq!(status.applied_seq, s2);
+    assert_eq!(status.shard, 0);
+    // Malformed requests are errors, not conflicts.
+    let bad = body(vec![pb::Write {
+        key: b"x".to_vec(),
+        op: None,
+    }]);
+    assert!(matches!(
+        shard.commit(Vec::new(), bad).await,
+        Err(Error::InvalidArgument(_))
+    ));
+    shard.close().await.unwrap();
+    // A closed shard refuses changes.
+    assert!(matches!(
+        shard.commit(Vec::new(), body(vec![put(b"z", b"")])).await,
+        Err(Error::Closed)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_restores_every_acknowledged_commit_with_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 0);
+    let shard = Shard::open(cfg.clone()).await.unwrap();
+    // What every acknowledged commit says the shard must hold: key -> (version, value).
+    let mut expect: BTreeMap<Vec<u8>, (u64, Vec<u8>)> = BTreeMap::new();
+    let mut total = 0i64;
+    for i in 0..400u32 {
+        let key = format!("k{i:04}").into_bytes();
+        let value = vec![(i % 251) as u8; 700];
+        let mut writes = vec![
+            put(&key, &value),
+            counter(b"count", 1, &[(0, CounterOp::CounterAdd, 1)]),
+        ];
+        let gone = (i % 7 == 0 && i >= 5).then(|| format!("k{:04}", i - 5).into_bytes());
+        if let Some(g) = &gone {
+            writes.push(del(g));
+        }
+        let seq = committed(&shard, body(writes)).await;
+        total += 1;
+        expect.insert(key, (seq, value));
+        expect.insert(b"count".to_vec(), (seq, total.to_le_bytes().to_vec()));
+        if let Some(g) = gone {
+            expect.remove(&g);
+        }
+    }
+    assert!(shard.log_segments() > 1, "the log spans segments");
+    let last = shard.applied_seq();
+
+    async fn check(shard: &Shard, expect: &BTreeMap<Vec<u8>, (u64, Vec<u8>)>, last: u64) {
+        let (rows, more) = shard
+            .scan(Vec::new(), Vec::new(), 10_000, false)
+            .await
+            .unwrap();
+        assert!(!more);
+        let got: BTreeMap<Vec<u8>, (u64, Vec<u8>)> = rows
+            .into_iter()
+            .map(|r| (r.key, (r.version, r.value)))
+            .collect();
+        assert_eq!(&got, expect);
+        assert_eq!(shard.applied_seq(), last);
+    }
+    check(&shard, &expect, last).await;
+    shard.close().await.unwrap();
+    drop(shard);
+
+    // The tables lost everything: the whole log is replayed.
+    rewind_tables(&cfg, 0, true);
+    let shard = Shard::open(cfg.clone()).await.unwrap();
+    check(&shard, &expect, last).await;
+    shard.close().await.unwrap();
+    drop(shard);
+
+    // The tables lost the second half.
+    rewind_tables(&cfg, last / 2, false);
+    let shard = Shard::open(cfg.clone()).await.unwrap();
+    check(&shard, &expect, last).await;
+    shard.close().await.unwrap();
+    drop(shard);
+
+    // The tables are complete but their marker says nothing was applied: replaying the whole
+    // log over them again changes nothing.
+    rewind_tables(&cfg, 0, false);
+    let shard = Shard::open(cfg.clone()).await.unwrap();
+    check(&shard, &expect, last).await;
+    // And the shard goes on from the right seq.
+    let next = committed(&shard, body(vec![put(b"after", b"x")])).await;
+    assert_eq!(next, last + 1);
+    shard.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_conflicts_through_the_committer() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = Shard::open(config(dir.path(), 0)).await.unwrap();
+    let s = committed(&shard, body(vec![put(b"a", b"1"), put(b"dir/x", b"")])).await;
+
+    let reads = |r: Vec<pb::ReadCheck>| TxnBody {
+        reads: r,
+        ..Default::default()
+    };
+    assert_eq!(
+        conflict(&shard, reads(vec![read(b"a", s - 1)])).await,
+        (Reason::Version, b"a".to_vec())
+    );
+    assert_eq!(
+        conflict(&shard, reads(vec![read(b"a", 0)])).await,
+        (Reason::Version, b"a".to_vec())
+    );
+    assert_eq!(
+        conflict(&shard, reads(vec![read(b"new", 7)])).await,
+        (Reason::Version, b"new".to_vec())
+    );
+    // A read-only commit that validates is answered with the current seq.
+    assert_eq!(
+        committed(&shard, reads(vec![read(b"a", s), read(b"new", 0)])).await,
+        s
+    );
+    let empty = |p: &[u8]| TxnBody {
+        empty_prefixes: vec![p.to_vec()],
+        writes: vec![put(b"other", b"")],
+        ..Default::default()
+    };
+    assert_eq!(
+        conflict(&shard, empty(b"dir/")).await,
+        (Reason::NotEmpty, b"dir/".to_vec())
+    );
+    committed(&shard, empty(b"dis/")).await;
+    // Deleting the last row empties the prefix.
+    committed(&shard, body(vec![del(b"dir/x")])).await;
+    committed(&shard, empty(b"dir/")).await;
+
+    // Read-modify-write: the second of two commits read at the same version fails.
+    let (v, _) = row(&shard, b"a").await;
+    let rmw = |val: &[u8]| TxnBody {
+        reads: vec![read(b"a", v)],
+        writes: vec![put(b"a", val)],
+        ..Default::default()
+    };
+    let (first, second) = tokio::join!(
+        shard.commit(b"x".to_vec(), rmw(b"x")),
+        shard.commit(b"y".to_vec(), rmw(b"y"))
+    );
+    let outcomes = [first.unwrap(), second.unwrap()];
+    let wins = outcomes
+        .iter()
+        .filter(|o| matches!(o, CommitOutcome::Committed(_)))
+        .count();
+    assert_eq!(wins, 1, "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| matches!(
+        o,
+        CommitOutcome::Conflict(Conflict {
+            reason: Reason::Version,
+            ..
+        })
+    )));
+    shard.close().await.unwrap();
+}
+
+/// Optimistic read-modify-write from many tasks: every increment that commits must see every
+/// earlier one, even while earlier groups are still being synced or applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_sees_every_earlier_commit_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = Shard::open(config(dir.path(), 0)).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let shard = shard.clone();
+            tokio::spawn(async move {
+                let mut conflicts = 0u64;
+                let mut done = 0;
+                while done < 50 {
+                    let (version, value) = row(&shard, b"x").await;
+                    let n = if version == 0 {
+                        0
+                    } else {
+                        u64::from_le_bytes(value.as_slice().try_into().unwrap())
+                    };
+                    let b = TxnBody {
+                        reads: vec![read(b"x", version)],
+                        writes: vec![put(b"x", &(n + 1).to_le_bytes())],
+                        ..Default::default()
+                    };
+                    match shard.commit(Vec::new(), b).await.unwrap() {
+                        CommitOutcome::Committed(_) => done += 1,
+                        CommitOutcome::Conflict(c) => {
+                            assert_eq!(c.reason, Reason::Version);
+                            conflicts += 1;
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    let mut conflicts = 0;
+    for t in tasks {
+        conflicts += t.await.unwrap();
+    }
+    let (_, value) = row(&shard, b"x").await;
+    assert_eq!(
+        u64::from_le_bytes(value.as_slice().try_into().unwrap()),
+        400
+    );
+    assert!(conflicts > 0, "concurrent increments must have collided");
+    shard.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_commute_under_concurrent_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = Shard::open(config(dir.path(), 0)).await.unwrap();
+    let tasks: Vec<_> = (0..8i64)
+        .map(|t| {
+            let shard = shard.clone();
+            tokio::spawn(async move {
+                for i in 0..500i64 {
+                    let b = body(vec![
+                        counter(
+                            b"dir",
+                            3,
+                            &[
+                                (0, CounterOp::CounterAdd, 1),
+                                (1, CounterOp::CounterMax, t * 1000 + i),
+                                (2, CounterOp::CounterAdd, -2),
+                            ],
+                        ),
+                        put(format!("child/{t}/{i}").as_bytes(), b""),
+                    ]);
+                    match shard.commit(Vec::new(), b).await.unwrap() {
+                        CommitOutcome::Committed(_) => {}
+                        other => panic!("counter commit conflicted: {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (version, value) = row(&shard, b"dir").await;
+    let fields: Vec<i64> = value
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(fields, vec![4000, 7499, -8000]);
+    assert_eq!(version, shard.applied_seq());
+    let stats = shard.commit_stats();
+    assert_eq!(stats.records, 4000);
+    assert!(
+        stats.syncs < 4000,
+        "concurrent commits share syncs: {stats:?}"
+    );
+    assert_eq!(shard.status().await.unwrap().rows, 4001);
+    shard.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_locks_block_commits_survive_reopen_and_go_with_the_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 0);
+    let shard = Shard::open(cfg.clone()).await.unwrap();
+    let base = committed(&shard, body(vec![put(b"a", b"0")])).await;
+    let t1 = TxnBody {
+        reads: vec![read(b"a", base)],
+        empty_prefixes: vec![b"dir/".to_vec()],
+        writes: vec![
+            put(b"b", b"from-t1"),
+            counter(b"n", 1, &[(0, CounterOp::CounterAdd, 10)]),
+        ],
+    };
+    let prepared = shard
+        .prepare(prepare_req(b"t1", 0, 0, "127.0.0.1:1", t1))
+        .await
+        .unwrap();
+    assert_eq!(prepared, PrepareOutcome::Prepared);
+    // Prepared again: same answer, nothing new.
+    let again = shard
+        .prepare(prepare_req(b"t1", 0, 0, "127.0.0.1:1", TxnBody::default()))
+        .await
+        .unwrap();
+    assert_eq!(again, PrepareOutcome::Prepared);
+
+    async fn blocked(shard: &Shard) {
+        let locked = |r: Reason, k: &[u8]| (r, k.to_vec());
+        assert_eq!(
+            conflict(shard, body(vec![put(b"b", b"")])).await,
+            locked(Reason::Locked, b"b")
+        );
+        assert_eq!(
+            conflict(shard, body(vec![put(b"a", b"")])).await,
+            locked(Reason::Locked, b"a")
+        );
+        assert_eq!(
+            conflict(shard, body(vec![put(b"dir/f", b"")])).await,
+            locked(Reason::Locked, b"dir/f")
+        );
+        let read_b = TxnBody {
+            reads: vec![read(b"b", 0)],
+            ..Default::default()
+        };
+        assert_eq!(conflict(shard, read_b).await, locked(Reason::Locked, b"b"));
+        let over_b = TxnBody {
+            empty_prefixes: vec![b"b".to_vec()],
+            ..Default::default()
+        };
+        assert_eq!(conflict(shard, over_b).await, locked(Reason::Locked, b"b"));
+        // A shared lock lets others read; a counter is never blocked.
+        let read_a = TxnBody {
+            reads: vec![read(b"a", 1)],
+            writes: vec![counter(b"n", 1, &[(0, CounterOp::CounterAdd, 1)])],
+            ..Default::default()
+        };
+        committed(shard, read_a).await;
+        // Another prepare that meets the locks aborts at once.
+        let t2 = shard
+            .prepare(prepare_req(
+                b"t2",
+                0,
+                0,
+                "127.0.0.1:1",
+                body(vec![put(b"b", b"t2")]),
+            ))
+            .await
+            .unwrap();
+        assert!(matches!(
+            t2,
+            PrepareOutcome::Conflict(Conflict {
+                reason: Reason::Locked,
+                ..
+            })
+        ));
+    }
+    blocked(&shard).await;
+    let status = shard.status().await.unwrap();
+    assert_eq!(status.intents.len(), 1);
+    assert_eq!(status.intents[0].txn_id, b"t1".to_vec());
+    assert!(status.intents[0].is_primary);
+
+    // The intent and its locks survive a restart.
+    let shard = reopen(shard, cfg.clone()).await;
+    blocked(&shard).await;
+    assert_eq!(shard.status().await.unwrap().intents.len(), 1);
+
+    // Commit point: writes applied at a new seq, counter resolved now (after two +1s).
+    let seq = match shard.decide(b"t1".to_vec(), true).await.unwrap() {
+        DecideOutcome::Committed(seq) => seq,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(row(&shard, b"b").await, (seq, b"from-t1".to_vec()));
+    assert_eq!(row(&shard, b"n").await, (seq, 12i64.to_le_bytes().to_vec()));
+    assert_eq!(
+        shard.decide(b"t1".to_vec(), true).await.unwrap(),
+        DecideOutcome::Committed(seq)
+    );
+    assert!(shard.status().await.unwrap().intents.is_empty());
+    // Locks released.
+    committed(&shard, body(vec![put(b"b", b"free"), put(b"dir/f", b"")])).await;
+
+    // Abort: locks released, the decision sticks.
+    let t3 = prepare_req(b"t3", 0, 0, "127.0.0.1:1", body(vec![put(b"c", b"t3")]));
+    assert_eq!(
+        shard.prepare(t3.clone()).await.unwrap(),
+        PrepareOutcome::Prepared
+    );
+    assert_eq!(
+        conflict(&shard, body(vec![put(b"c", b"")])).await.0,
+        Reason::Locked
+    );
+    assert_eq!(
+        shard.decide(b"t3".to_vec(), false).await.unwrap(),
+        DecideOutcome::Aborted
+    );
+    assert_eq!(
+        shard.decide(b"t3".to_vec(), false).await.unwrap(),
+        DecideOutcome::Aborted
+    );
+    assert_eq!(
+        shard.decide(b"t3".to_vec(), true).await.unwrap(),
+        DecideOutcome::AlreadyAborted
+    );
+    assert_eq!(row(&shard, b"c").await.0, 0);
+    committed(&shard, body(vec![put(b"c", b"free")])).await;
+    assert!(matches!(
+        shard.prepare(t3).await.unwrap(),
+        PrepareOutcome::Conflict(Conflict {
+            reason: Reason::DecidedAbort,
+            ..
+        })
+    ));
+    // A prepare for another shard, or without a txn id, is a caller's bug.
+    assert!(matches!(
+        shard
+            .prepare(prepare_req(b"", 0, 0, "127.0.0.1:1", TxnBody::default()))
+            .await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        shard
+            .prepare(prepare_req(b"t4", 5, 0, "127.0.0.1:1", TxnBody::default()))
+            .await,
+        Err(Error::InvalidArgument(_))
+    ));
+    // Decided state survives a restart too.
+    let shard = reopen(shard, cfg).await;
+    assert_eq!(
+        shard.decide(b"t1".to_vec(), true).await.unwrap(),
+        DecideOutcome::Committed(seq)
+    );
+    assert_eq!(
+        shard.decide(b"t3".to_vec(), true).await.unwrap(),
+        DecideOutcome::AlreadyAborted
+    );
+    shard.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_outcomes_on_the_primary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 0);
+    cfg.intent_timeout = Duration::from_millis(1000);
+    let shard = Shard::open(cfg).await.unwrap();
+    let addr = "127.0.0.1:1";
+
+    // Committed.
+    let t = prepare_req(b"done", 0, 0, addr, body(vec![put(b"x", b"1")]));
+    assert_eq!(shard.prepare(t).await.unwrap(), PrepareOutcome::Prepared);
+    assert!(matches!(
+        shard.decide(b"done".to_vec(), true).await.unwrap(),
+        DecideOutcome::Committed(_)
+    ));
+    assert_eq!(
+        shard.resolve(b"done".to_vec()).await.unwrap(),
+        ResolveOutcome::Committed
+    );
+
+    // Undecided: pending while young, aborted by the primary once expired.
+    let t = prepare_req(b"slow", 0, 0, addr, body(vec![put(b"y", b"1")]));
+    assert_eq!(
+        shard.prepare(t.clone()).await.unwrap(),
+        PrepareOutcome::Prepared
+    );
+    assert_eq!(
+        shard.resolve(b"slow".to_vec()).await.unwrap(),
+        ResolveOutcome::Pending
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        shard.resolve(b"slow".to_vec()).await.unwrap(),
+        ResolveOutcome::Aborted
+    );
+    assert_eq!(
+        shard.resolve(b"slow".to_vec()).await.unwrap(),
+        ResolveOutcome::Aborted
+    );
+    // The coordinator's late commit fails, its late prepare too, and the lock is gone.
+    assert_eq!(
+        shard.decide(b"slow".to_vec(), true).await.unwrap(),
+        DecideOutcome::AlreadyAborted
+    );
+    assert!(matches!(
+        shard.prepare(t).await.unwrap(),
+        PrepareOutcome::Conflict(Conflict {
+            reason: Reason::DecidedAbort,
+            ..
+        })
+    ));
+    committed(&shard, body(vec![put(b"y", b"free")])).await;
+
+    // Never prepared here: aborted on the spot, so a prepare that lands later fails.
+    assert_eq!(
+        shard.resolve(b"ghost".to_vec()).await.unwrap(),
+        ResolveOutcome::Aborted
+    );
+    let late = prepare_req(b"ghost", 0, 0, addr, body(vec![put(b"z", b"1")]));
+    assert!(matches!(
+        shard.prepare(late).await.unwrap(),
+        PrepareOutcome::Conflict(Conflict {
+            reason: Reason::DecidedAbort,
+            ..
+        })
+    ));
+
+    // Left alone, an expired undecided intent is aborted by the shard's own resolver.
+    let t = prepare_req(b"left", 0, 0, addr, body(vec![put(b"w", b"1")]));
+    assert_eq!(shard.prepare(t).await.unwrap(), PrepareOutcome::Prepared);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !shard.status().await.unwrap().intents.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "intent never resolved"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        shard.decide(b"left".to_vec(), true).await.unwrap(),
+        DecideOutcome::AlreadyAborted
+    );
+    shard.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resolver_finishes_what_a_vanished_coordinator_left() {
+    let primary_addr = "127.0.0.1:19101";
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let mut cfg_a = config(dir_a.path(), 0);
+    cfg_a.intent_timeout = Duration::from_millis(1000);
+    let mut cfg_b = config(dir_b.path(), 1);
+    cfg_b.intent_timeout = Duration::from_millis(1000);
+    let a = Shard::open(cfg_a).await.unwrap();
+    let b = Shard::open(cfg_b).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(primary_addr).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::serve(a.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+
+    // T1 reached its commit point on the primary, then the coordinator vanished before
+    // telling shard 1.
+    let w_a = body(vec![put(b"on-a", b"1")]);
+    let w_b = body(vec![
+        put(b"on-b", b"1"),
+        counter(b"count-b", 1, &[(0, CounterOp::CounterAdd, 5)]),
+    ]);
+    assert_eq!(
+        a.prepare(prepare_req(b"T1", 0, 0, primary_addr, w_a))
+            .await
+            .unwrap(),
+        PrepareOutcome::Prepared
+    );
+    assert_eq!(
+        b.prepare(prepare_req(b"T1", 1, 0, primary_addr, w_b))
+            .await
+            .unwrap(),
+        PrepareOutcome::Prepared
+    );
+    assert!(matches!(
+        a.decide(b"T1".to_vec(), true).await.unwrap(),
+        DecideOutcome::Committed(_)
+    ));
+    // T2 was prepared on both and never decided anywhere.
+    assert_eq!(
+        a.prepare(prepare_req(
+            b"T2",
+            0,
+            0,
+            primary_addr,
+            body(vec![put(b"t2-a", b"")])
+        ))
+        .await
+        .unwrap(),
+        PrepareOutcome::Prepared
+    );
+    assert_eq!(
+        b.prepare(prepare_req(
+            b"T2",
+            1,
+            0,
+            primary_addr,
+            body(vec![put(b"t2-b", b"")])
+        ))
+        .await
+        .unwrap(),
+        PrepareOutcome::Prepared
+    );
+    // T3's primary cannot be reached: shard 1 must keep waiting, never decide alone.
+    assert_eq!(
+        b.prepare(prepare_req(
+            b"T3",
+            1,
+            0,
+            "127.0.0.1:19102",
+            body(vec![put(b"t3-b", b"")])
+        ))
+        .await
+        .unwrap(),
+        PrepareOutcome::Prepared
+    );
+    // Shard 1 still blocks T1's key until the resolver runs.
+    assert_eq!(
+        conflict(&b, body(vec![put(b"on-b", b"")])).await.0,
+        Reason::Locked
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let ids: Vec<Vec<u8>> = b
+            .status()
+            .await
+            .unwrap()
+            .intents
+            .into_iter()
+            .map(|i| i.txn_id)
+            .collect();
+        if ids == vec![b"T3".to_vec()] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still open on shard 1: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (v, value) = row(&b, b"on-b").await;
+    assert!(v > 0);
+    assert_eq!(value, b"1".to_vec());
+    assert_eq!(row(&b, b"count-b").await.1, 5i64.to_le_bytes().to_vec());
+    assert_eq!(row(&b, b"t2-b").await.0, 0);
+    assert_eq!(row(&a, b"t2-a").await.0, 0);
+    assert!(a.status().await.unwrap().intents.is_empty());
+    assert_eq!(
+        a.decide(b"T2".to_vec(), true).await.unwrap(),
+        DecideOutcome::AlreadyAborted
+    );
+    // Locks of T1 and T2 are released on shard 1; T3's are still held.
+    committed(&b, body(vec![put(b"on-b", b"2"), put(b"t2-b", b"")])).await;
+    assert_eq!(
+        conflict(&b, body(vec![put(b"t3-b", b"")])).await.0,
+        Reason::Locked
+    );
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_flushes_let_old_segments_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 0);
+    cfg.segment_bytes = 64 << 10;
+    cfg.log_retain_bytes = 256 << 10;
+    cfg.flush_interval = Duration::from_millis(50);
+    let shard = Shard::open(cfg.clone()).await.unwrap();
+    let value = vec![3u8; 2000];
+    for i in 0..600u32 {
+        committed(
+            &shard,
+            body(vec![put(format!("r{i:04}").as_bytes(), &value)]),
+        )
+        .await;
+    }
+    let last = shard.applied_seq();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while shard.durable_seq() < last {
+        assert!(std::time::Instant::now() < deadline, "no durable flush");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give the trimmer a round after the flush that covered everything.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let segments = shard.log_segments();
+    assert!(
+        (segments as u64) * cfg.segment_bytes <= cfg.log_retain_bytes + cfg.segment_bytes,
+        "{segments} segments kept"
+    );
+    let shard = reopen(shard, cfg).await;
+    assert_eq!(shard.applied_seq(), last);
+    let (rows, _) = shard
+        .scan(Vec::new(), Vec::new(), 10_000, true)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 600);
+    let next = committed(&shard, body(vec![put(b"next", b"")])).await;
+    assert_eq!(next, last + 1);
+    shard.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_transaction_records_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 0);
+    cfg.txn_record_ttl = Duration::from_millis(200);
+    cfg.flush_interval = Duration::from_millis(50);
+    let shard = Shard::open(cfg).await.unwrap();
+    // An abort decided before any prepare leaves a record that refuses a later prepare...
+    assert_eq!(
+        shard.decide(b"old".to_vec(), false).await.unwrap(),
+        DecideOutcome::Aborted
+    );
+    let req = prepare_req(b"old", 0, 0, "127.0.0.1:1", body(vec![put(b"k", b"")]));
+    assert!(matches!(
+        shard.prepare(req.clone()).await.unwrap(),
+        PrepareOutcome::Conflict(_)
+    ));
+    // ... until it is swept.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if shard.prepare(req.clone()).await.unwrap() == PrepareOutcome::Prepared {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "record never swept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shard.close().await.unwrap();
+}
