@@ -106,6 +106,9 @@ pub async fn fsck<S: Store>(store: &S, path: &str) -> Result<FsckReply, NnError>
     let started = Instant::now();
     let path = NsPath::parse(path)?;
     let mut problems = Vec::new();
+    // Intents first: one prepared before the scan and still open after it is a real leftover,
+    // while one resolved during the scan has already settled the rows the scan then reads.
+    let intents = store.open_intents().await?;
     let rows = load(store, &mut problems).await?;
 
     // Entries by directory, and how many dentries name each inode.
@@ -277,7 +280,6 @@ pub async fn fsck<S: Store>(store: &S, path: &str) -> Result<FsckReply, NnError>
         problems.push(format!("xattr rows of missing inode {ino}"));
     }
 
-    let intents = store.open_intents().await?;
     let timeout = store.intent_timeout_ms();
     for i in &intents {
         if i.age_ms > timeout {

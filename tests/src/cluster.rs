@@ -1,0 +1,530 @@
+//! `TestCluster`: a whole Arbor cluster of real processes on free loopback ports, in a temporary
+//! directory of its own, with the handles a scenario needs (clients, the CLI, killing and
+//! restarting parts, fsck).
+//!
+//! Invariants: every part of the cluster is a child of the test process and dies with it (see
+//! `process`); a part restarted keeps its address (clients and namenodes are configured with it)
+//! and, for a shard, its data directory. Each part's output goes to `DIR/logs/NAME.log`; the tail
+//! of every log is printed when the cluster is dropped, which the test runners show only for a
+//! failing test.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use arbor_client::{Client, Identity};
+use arbor_proto::metastore::metastore_client::MetastoreClient;
+use arbor_proto::namenode::FsckReply;
+use arbor_proto::namenode::namenode_client::NamenodeClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::bins;
+use crate::ports;
+use crate::process::{self, Process, Spec, StartError};
+
+/// How long a starting part may take to print its ready line (debug builds on a busy 2-core
+/// machine; a namenode also waits for its shards and may format the cluster).
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long one CLI invocation may take.
+const CLI_TIMEOUT: Duration = Duration::from_secs(120);
+/// Lines of each log printed when the cluster is dropped.
+const TAIL_LINES: usize = 40;
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub shards: usize,
+    pub namenodes: usize,
+    /// Given to every shard and namenode: how long a prepared transaction may stay undecided
+    /// before the shards resolve it.
+    pub intent_timeout_ms: u64,
+    /// Virtual partitions at format time (`None`: the namenode's default).
+    pub vparts: Option<u32>,
+    /// Extra environment for one namenode: `(index, NAME, VALUE)`, e.g.
+    /// `(0, "ARBOR_FAULT", "after_prepare:rename")`. Applies to its first start only;
+    /// `restart_namenode` takes its own.
+    pub namenode_env: Vec<(usize, String, String)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            shards: 4,
+            namenodes: 2,
+            intent_timeout_ms: 1000,
+            vparts: None,
+            namenode_env: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Shard(usize),
+    Namenode(usize),
+}
+
+/// One part of the cluster: its fixed address and its current process.
+struct Slot {
+    port: u16,
+    process: Option<Process>,
+}
+
+/// A running cluster. Dropping it kills every part.
+pub struct TestCluster {
+    config: Config,
+    dir: Option<tempfile::TempDir>,
+    root: PathBuf,
+    shards: Vec<Mutex<Slot>>,
+    namenodes: Vec<Mutex<Slot>>,
+}
+
+/// The identity the harness's clients and CLI act as: the cluster's superuser, whoever runs
+/// the tests. Scenarios about permissions pick their own identity.
+pub fn superuser() -> Identity {
+    Identity {
+        uid: 0,
+        gids: vec![0],
+        user: "root".into(),
+    }
+}
+
+/// What a CLI invocation did.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// The exit status (-1 when killed by a signal).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn stdout_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn lazy_channel(addr: &str) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a valid endpoint")
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .connect_lazy()
+}
+
+impl TestCluster {
+    /// Starts the shards, then namenode 0 (which formats the cluster), then the other namenodes,
+    /// each waited for until it prints its ready line.
+    pub async fn start(config: Config) -> TestCluster {
+        assert!(config.shards >= 1 && config.namenodes >= 1, "empty cluster");
+        let dir = tempfile::Builder::new()
+            .prefix("arbor-test-")
+            .tempdir()
+            .expect("create the cluster's temp dir");
+        let root = dir.path().to_path_buf();
+        std::fs::create_dir_all(root.join("logs")).expect("create the logs dir");
+        let ports = ports::free_ports(config.shards + config.namenodes);
+        let slot = |port| {
+            Mutex::new(Slot {
+                port,
+                process: None,
+            })
+        };
+        let cluster = TestCluster {
+            shards: ports[..config.shards].iter().map(|&p| slot(p)).collect(),
+            namenodes: ports[config.shards..].iter().map(|&p| slot(p)).collect(),
+            config,
+            dir: Some(dir),
+            root,
+        };
+
+        let shards = (0..cluster.config.shards).map(|i| cluster.launch(Role::Shard(i), &[], true));
+        futures::future::join_all(shards).await;
+        let env0 = cluster.first_env(0);
+        cluster.launch(Role::Namenode(0), &env0, true).await;
+        let this = &cluster;
+        let others = (1..cluster.config.namenodes).map(|i| {
+            let env = this.first_env(i);
+            async move { this.launch(Role::Namenode(i), &env, true).await }
+        });
+        futures::future::join_all(others).await;
+        cluster
+    }
+
+    fn first_env(&self, namenode: usize) -> Vec<(String, String)> {
+        self.config
+            .namenode_env
+            .iter()
+            .filter(|(i, _, _)| *i == namenode)
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn slot(&self, role: Role) -> &Mutex<Slot> {
+        match role {
+            Role::Shard(i) => &self.shards[i],
+            Role::Namenode(i) => &self.namenodes[i],
+        }
+    }
+
+    fn name(role: Role) -> String {
+        match role {
+            Role::Shard(i) => format!("shard-{i}"),
+            Role::Namenode(i) => format!("namenode-{i}"),
+        }
+    }
+
+    fn spec(&self, role: Role, port: u16, env: &[(String, String)]) -> Spec {
+        let addr = format!("127.0.0.1:{port}");
+        let timeout = self.config.intent_timeout_ms.to_string();
+        let (program, args) = match role {
+            Role::Shard(i) => {
+                let data = self.root.join(format!("shard-{i}"));
+                (
+                    bins::bin(bins::METASTORE),
+                    vec![
+                        "--dir".into(),
+                        data.display().to_string(),
+                        "--listen".into(),
+                        addr,
+                        "--shard".into(),
+                        i.to_string(),
+                        "--intent-timeout-ms".into(),
+                        timeout,
+                    ],
+                )
+            }
+            Role::Namenode(_) => {
+                let mut args = vec![
+                    "--listen".into(),
+                    addr,
+                    "--metastore".into(),
+                    self.metastore_addrs().join(","),
+                    "--intent-timeout-ms".into(),
+                    timeout,
+                ];
+                if let Some(v) = self.config.vparts {
+                    args.push("--vparts".into());
+                    args.push(v.to_string());
+                }
+                (bins::bin(bins::NAMENODE), args)
+            }
+        };
+        let mut full_env = vec![
+            ("RUST_BACKTRACE".to_string(), "1".to_string()),
+            // Plain text in the log files.
+            ("NO_COLOR".to_string(), "1".to_string()),
+            (
+                "RUST_LOG".to_string(),
+                std::env::var("ARBOR_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            ),
+        ];
+        full_env.extend(env.iter().cloned());
+        Spec {
+            name: Self::name(role),
+            program,
+            args,
+            env: full_env,
+            env_remove: [
+                "ARBOR_FAULT",
+                "ARBOR_METASTORE",
+                "ARBOR_NAMENODE",
+                "ARBOR_USER",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            log: self
+                .root
+                .join("logs")
+                .join(format!("{}.log", Self::name(role))),
+        }
+    }
+
+    /// Starts `role` and waits for it. When its port turned out to be taken, a first start
+    /// moves to a fresh port; a restart must keep its address, so it waits and tries again.
+    async fn launch(&self, role: Role, env: &[(String, String)], first_start: bool) {
+        let mut port = self.slot(role).lock().unwrap().port;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let spec = self.spec(role, port, env);
+            match Process::start(&spec, READY_TIMEOUT).await {
+                Ok(process) => {
+                    let mut slot = self.slot(role).lock().unwrap();
+                    slot.port = port;
+                    slot.process = Some(process);
+                    return;
+                }
+                Err(StartError::Exited {
+                    addr_in_use: true, ..
+                }) if attempts < 6 => {
+                    if first_start {
+                        port = ports::free_port();
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+                Err(e) => panic!(
+                    "{} did not start: {e}; log {}:\n{}",
+                    spec.name,
+                    spec.log.display(),
+                    process::tail(&spec.log, 60)
+                ),
+            }
+        }
+    }
+
+    /// The cluster's directory (shard data, logs).
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The intent timeout the parts run with.
+    pub fn intent_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.intent_timeout_ms)
+    }
+
+    pub fn namenode_addrs(&self) -> Vec<String> {
+        self.namenodes
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.lock().unwrap().port))
+            .collect()
+    }
+
+    pub fn metastore_addrs(&self) -> Vec<String> {
+        self.shards
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.lock().unwrap().port))
+            .collect()
+    }
+
+    /// A client over every namenode (failover), acting as the superuser.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.namenode_addrs())
+            .await
+            .expect("connect a client")
+            .with_identity(superuser())
+    }
+
+    /// A client of namenode `i` only, acting as the superuser.
+    pub async fn client_on(&self, i: usize) -> Client {
+        Client::connect(&[self.namenode_addrs()[i].clone()])
+            .await
+            .expect("connect a client")
+            .with_identity(superuser())
+    }
+
+    /// The raw gRPC client of namenode `i` (the caller builds each CallContext).
+    pub fn raw_namenode(&self, i: usize) -> NamenodeClient<Channel> {
+        NamenodeClient::new(lazy_channel(&self.namenode_addrs()[i]))
+    }
+
+    /// The raw gRPC client of shard `i`.
+    pub fn raw_metastore(&self, i: usize) -> MetastoreClient<Channel> {
+        MetastoreClient::new(lazy_channel(&self.metastore_addrs()[i]))
+    }
+
+    /// Runs `arbor --namenode <all namenodes> ARGS…` as the superuser, with TZ=UTC.
+    pub async fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_env(&[], args).await
+    }
+
+    /// Like `cli`, with extra environment (e.g. `("ARBOR_USER", "1000:1000")`).
+    pub async fn cli_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let mut command = tokio::process::Command::new(bins::bin(bins::CLI));
+        command
+            .arg("--namenode")
+            .arg(self.namenode_addrs().join(","))
+            .args(args)
+            .env_remove("ARBOR_NAMENODE")
+            .env("ARBOR_USER", "0:0")
+            .env("TZ", "UTC")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let output = match tokio::time::timeout(CLI_TIMEOUT, command.output()).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => panic!("could not run `arbor {}`: {e}", args.join(" ")),
+            Err(_) => panic!(
+                "`arbor {}` did not finish within {CLI_TIMEOUT:?}",
+                args.join(" ")
+            ),
+        };
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn kill(&self, role: Role) -> Option<ExitStatus> {
+        let mut slot = self.slot(role).lock().unwrap();
+        slot.process.as_mut().and_then(|p| p.kill())
+    }
+
+    /// SIGKILLs namenode `i` (no-op if it already died) and returns how it ended.
+    pub fn kill_namenode(&self, i: usize) -> Option<ExitStatus> {
+        self.kill(Role::Namenode(i))
+    }
+
+    /// Starts namenode `i` again on its address, with `env` added (after killing it if it still
+    /// runs).
+    pub async fn restart_namenode(&self, i: usize, env: &[(&str, &str)]) {
+        self.kill(Role::Namenode(i));
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.launch(Role::Namenode(i), &env, false).await;
+    }
+
+    /// SIGKILLs shard `i` and returns how it ended.
+    pub fn kill_shard(&self, i: usize) -> Option<ExitStatus> {
+        self.kill(Role::Shard(i))
+    }
+
+    /// Starts shard `i` again on its address and data directory.
+    pub async fn restart_shard(&self, i: usize) {
+        self.kill(Role::Shard(i));
+        self.launch(Role::Shard(i), &[], false).await;
+    }
+
+    /// Whether namenode `i`'s process is alive.
+    pub fn namenode_running(&self, i: usize) -> bool {
+        let mut slot = self.namenodes[i].lock().unwrap();
+        slot.process
+            .as_mut()
+            .is_some_and(|p| p.try_exit().is_none())
+    }
+
+    /// Waits up to `limit` for namenode `i` to exit by itself; how it ended, or `None`.
+    pub async fn wait_namenode_exit(&self, i: usize, limit: Duration) -> Option<ExitStatus> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            {
+                let mut slot = self.namenodes[i].lock().unwrap();
+                match slot.process.as_mut() {
+                    None => return None,
+                    Some(p) => {
+                        if let Some(status) = p.try_exit() {
+                            return Some(status);
+                        }
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The log file of namenode `i` (every start of it, in order).
+    pub fn namenode_log(&self, i: usize) -> PathBuf {
+        self.root.join("logs").join(format!("namenode-{i}.log"))
+    }
+
+    /// What namenode `i`'s latest start wrote to its log.
+    pub fn namenode_log_since_start(&self, i: usize) -> String {
+        let log = std::fs::read_to_string(self.namenode_log(i)).unwrap_or_default();
+        process::last_start(&log).to_string()
+    }
+
+    /// `fsck /` through the failover client.
+    pub async fn fsck(&self) -> FsckReply {
+        self.client()
+            .await
+            .fsck("/")
+            .await
+            .unwrap_or_else(|e| panic!("fsck /: {:?} {}", e.code, e.message))
+    }
+
+    /// Polls `fsck /` until no prepared transaction is open anywhere, for at most `limit`;
+    /// returns a report made entirely after that point. Panics at the limit with what was still
+    /// open.
+    pub async fn wait_no_open_intents(&self, limit: Duration) -> FsckReply {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let report = self.fsck().await;
+            if report.open_intents == 0 {
+                // fsck scans the rows before it asks the shards for intents: the report that
+                // first shows none may have scanned while the last ones were being resolved.
+                let settled = self.fsck().await;
+                assert_eq!(
+                    settled.open_intents, 0,
+                    "an intent appeared after all had been resolved: {settled:?}"
+                );
+                return settled;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "{} intents still open {limit:?} after the scenario (intent timeout {:?}): \
+                     {report:?}",
+                    report.open_intents,
+                    self.intent_timeout()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn all_logs(&self) -> Vec<PathBuf> {
+        let logs = self.root.join("logs");
+        let mut names: Vec<String> = (0..self.config.shards)
+            .map(|i| Self::name(Role::Shard(i)))
+            .chain((0..self.config.namenodes).map(|i| Self::name(Role::Namenode(i))))
+            .collect();
+        names.dedup();
+        names
+            .iter()
+            .map(|n| logs.join(format!("{n}.log")))
+            .collect()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for slot in self.namenodes.iter().chain(self.shards.iter()) {
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(p) = slot.process.as_mut() {
+                p.kill();
+            }
+        }
+        // Captured by the runner: shown only when the test fails.
+        for log in self.all_logs() {
+            eprintln!(
+                "---- tail of {} ----\n{}",
+                log.display(),
+                process::tail(&log, TAIL_LINES)
+            );
+        }
+        if std::env::var_os("ARBOR_KEEP_TEST_DIR").is_some()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("keeping the cluster directory {}", dir.keep().display());
+        }
+    }
+}
