@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn foreign_statuses_map_by_grpc_code() {
-        assert_eq!(code_of(&Status::unavailable("down")), ErrorCode::Unavailable);
+        assert_eq!(
+            code_of(&Status::unavailable("down")),
+            ErrorCode::Unavailable
+        );
         assert_eq!(code_of(&Status::not_found("x")), ErrorCode::NotFound);
     }
 }
