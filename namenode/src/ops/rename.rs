@@ -3,8 +3,8 @@
 //! directory over empty directory). Moving a directory is O(1): only its dentry moves (and
 //! its InodeRecord's parent).
 //!
-//! Cycle safety: the dentries of `dst`'s whole ancestor chain, from the root, are read
-//! validated (read-locked under two-phase commit). If any of them names the source directory,
+//! Cycle safety: when the source is a directory, the dentries of `dst`'s whole ancestor chain,
+//! from the root, are read validated (read-locked under two-phase commit). If any of them names the source directory,
 //! the move would put it under itself (SUBDIR_OF_ITSELF). Two crossing renames (`/a -> /b/a`
 //! and `/b -> /a/b`) each validate the dentry the other removes, so at most one commits.
 
@@ -77,8 +77,15 @@ async fn attempt<S: Store>(
         keys::inode(dp),
         keys::dentry(dp, dst_name),
     ];
+    // Only a moved directory can close a cycle, so only then is dst's ancestor chain part of
+    // the read set. A file rename stays on the shards of its two parents: within one directory
+    // that is a single-shard commit instead of a two-phase commit across the chain's shards.
+    let src_walk_is_dir = src_walk
+        .nodes
+        .last()
+        .is_some_and(|n| src_seen.is_some() && attrs::kind_of(&n.inode) == InodeKind::Directory);
     let chain_at = want.len();
-    let chain_len = dst.depth() - 1;
+    let chain_len = if src_walk_is_dir { dst.depth() - 1 } else { 0 };
     for i in 0..chain_len {
         want.push(keys::dentry(dst_walk.nodes[i].ino, &dst.comps()[i]));
     }
@@ -132,6 +139,9 @@ async fn attempt<S: Store>(
     let src_ino = src_dentry.ino;
     let src_kind = attrs::dentry_kind(&src_dentry);
     let src_is_dir = src_kind == InodeKind::Directory;
+    if src_is_dir != src_walk_is_dir {
+        return Err(NnError::raced("source changed kind since resolution"));
+    }
     let Some(mut src_inode) = src_inode_at
         .map(|i| attrs::decode_inode(&rows[i]))
         .transpose()?
