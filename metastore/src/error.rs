@@ -27,6 +27,11 @@ pub enum Error {
     /// Another shard could not be reached or did not answer in time.
     #[error("peer unavailable: {0}")]
     Unavailable(String),
+    /// A read waited the intent timeout and more for a transaction that will write what it
+    /// reads, and the transaction is still not finished (its coordinator and primary are slow or
+    /// gone). Asking again later may succeed.
+    #[error("read blocked by an unfinished transaction: {0}")]
+    Blocked(String),
     /// A background task or thread of the shard died.
     #[error("internal: {0}")]
     Internal(String),

@@ -9,9 +9,12 @@
 //! group's sync starts while the previous one is still in flight, instead of waiting behind it.
 //! The applier takes groups in log order; once a group's sync (and so every earlier one) has
 //! returned, it writes the group, with any following groups already synced, into the tables in
-//! one atomic batch together with the applied marker, and only then answers their requests.
-//! So nothing is answered before its record is durable, the tables never hold a record that is
-//! not, and after a failed write nothing later is applied or acknowledged.
+//! one atomic batch together with the applied marker, then retires the intents those records
+//! decided (their locks go only now, so a reader never finds a key unlocked while its
+//! transaction's outcome is missing from the tables), publishes the applied seq, and only then
+//! answers their requests. So nothing is answered before its record is durable, the tables
+//! never hold a record that is not, and after a failed write nothing later is applied or
+//! acknowledged.
 
 use crate::engine::{Engine, WriteBatch};
 use crate::error::{Error, Result};
@@ -28,7 +31,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// At most this many requests form one group, so one group's latency stays bounded.
 pub const MAX_GROUP: usize = 4096;
@@ -239,6 +242,8 @@ pub struct Committer {
     pub next_seq: u64,
     pub hlc: Hlc,
     pub applied: Arc<AtomicU64>,
+    /// Told every new applied seq, for readers waiting on a decision being applied.
+    pub applied_watch: watch::Sender<u64>,
     pub stats: Arc<Stats>,
     pub health: Health,
 }
@@ -269,13 +274,17 @@ impl Committer {
             );
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Group>(APPLY_QUEUE);
-        let engine = self.engine.clone();
-        let applied = self.applied.clone();
-        let health = self.health.clone();
-        let stats = self.stats.clone();
+        let applier = Applier {
+            engine: self.engine.clone(),
+            applied: self.applied.clone(),
+            applied_watch: self.applied_watch.clone(),
+            participant: self.participant.clone(),
+            health: self.health.clone(),
+            stats: self.stats.clone(),
+        };
         let applier = std::thread::Builder::new()
             .name(format!("arbor-apply-{shard}"))
-            .spawn(move || run_applier(rx, engine, applied, health, stats))?;
+            .spawn(move || applier.run(rx))?;
         let committer = std::thread::Builder::new()
             .name(format!("arbor-commit-{shard}"))
             .spawn(move || self.run(tx, sync_tx))?;
@@ -343,12 +352,16 @@ impl Committer {
                 sync: None,
             };
         }
+        // The participant is locked per request, not per group: readers look at its locks
+        // between requests, and the applier retires decided intents meanwhile (their records
+        // precede everything still to be validated here, so that changes no outcome).
         let participant = self.participant.clone();
-        let mut p = participant.lock();
         for r in requests {
             match r {
                 Request::Stop => *stopping = true,
-                Request::Intents { reply } => b.dones.push(done(reply, Ok(p.summaries()))),
+                Request::Intents { reply } => b
+                    .dones
+                    .push(done(reply, Ok(participant.lock().summaries()))),
                 Request::Commit {
                     txn_id,
                     body,
@@ -359,7 +372,7 @@ impl Committer {
                             engine: &*self.engine,
                             overlay,
                         };
-                        txn::commit(body, &view, p.locks())
+                        txn::commit(body, &view, participant.lock().locks())
                     };
                     let outcome = match result {
                         Err(e) => Err(e),
@@ -382,7 +395,7 @@ impl Committer {
                             engine: &*self.engine,
                             overlay,
                         };
-                        p.prepare(req, &view, wall_ms())
+                        participant.lock().prepare(req, &view, wall_ms())
                     };
                     let outcome = self.step(&mut b, overlay, txn_id, result);
                     b.dones.push(done(reply, outcome));
@@ -397,7 +410,9 @@ impl Committer {
                             engine: &*self.engine,
                             overlay,
                         };
-                        p.decide(&txn_id, commit, &view, wall_ms(), self.next_seq)
+                        participant
+                            .lock()
+                            .decide(&txn_id, commit, &view, wall_ms(), self.next_seq)
                     };
                     let outcome = self.step(&mut b, overlay, txn_id, result);
                     b.dones.push(done(reply, outcome));
@@ -408,7 +423,9 @@ impl Committer {
                             engine: &*self.engine,
                             overlay,
                         };
-                        p.resolve(&txn_id, &view, wall_ms())
+                        participant
+                            .lock()
+                            .resolve(&txn_id, &view, wall_ms(), self.next_seq)
                     };
                     let outcome = self.step(&mut b, overlay, txn_id, result);
                     b.dones.push(done(reply, outcome));
@@ -434,7 +451,6 @@ impl Committer {
                 }
             }
         }
-        drop(p);
         add_elapsed(&self.stats.build_us, started);
         let last_seq = self.next_seq - 1;
         let mut failed = None;
@@ -548,86 +564,104 @@ fn run_syncer(jobs: Arc<Mutex<std::sync::mpsc::Receiver<SyncJob>>>, stats: Arc<S
     }
 }
 
-fn run_applier(
-    rx: std::sync::mpsc::Receiver<Group>,
+/// The applier's state; lives on its own thread.
+struct Applier {
     engine: Arc<dyn Engine>,
     applied: Arc<AtomicU64>,
+    applied_watch: watch::Sender<u64>,
+    participant: Arc<Mutex<Participant>>,
     health: Health,
     stats: Arc<Stats>,
-) {
-    let mut queue: std::collections::VecDeque<Group> = std::collections::VecDeque::new();
-    // Once a group fails, no later group may be applied or acknowledged: it was validated
-    // against the failed one.
-    let mut dead: Option<String> = None;
-    loop {
-        if queue.is_empty() {
-            match rx.recv() {
-                Ok(g) => queue.push_back(g),
-                Err(_) => return,
-            }
-        }
-        while queue.len() < MERGE_GROUPS {
-            match rx.try_recv() {
-                Ok(g) => queue.push_back(g),
-                Err(_) => break,
-            }
-        }
-        // Log order: the first group waits for its sync; following groups whose syncs have
-        // already returned go in the same batch (one batch, one marker, all or nothing).
-        let mut ready = Vec::new();
-        while let Some(mut g) = queue.pop_front() {
-            if !g.synced(ready.is_empty()) {
-                queue.push_front(g);
-                break;
-            }
-            ready.push(g);
-        }
-        // Groups before the first failed one are durable and go to the tables.
-        let first_failed = ready.iter().position(|g| g.failed.is_some());
-        let good = if dead.is_some() {
-            0
-        } else {
-            first_failed.unwrap_or(ready.len())
-        };
-        let mut batch = WriteBatch::default();
-        let mut last_seq = None;
-        for g in &mut ready[..good] {
-            if !g.batch.is_empty() {
-                batch.ops.append(&mut g.batch.ops);
-                last_seq = Some(g.last_seq);
-            }
-        }
-        let mut apply_failed = None;
-        if let Some(last_seq) = last_seq {
-            let applying = Instant::now();
-            keyspace::mark_applied(&mut batch, last_seq);
-            match engine.apply(batch) {
-                Ok(()) => {
-                    applied.store(last_seq, Ordering::Release);
-                    add_elapsed(&stats.apply_us, applying);
-                    stats.applies.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Applier {
+    fn run(self, rx: std::sync::mpsc::Receiver<Group>) {
+        let Applier {
+            engine,
+            applied,
+            applied_watch,
+            participant,
+            health,
+            stats,
+        } = self;
+        let mut queue: std::collections::VecDeque<Group> = std::collections::VecDeque::new();
+        // Once a group fails, no later group may be applied or acknowledged: it was validated
+        // against the failed one.
+        let mut dead: Option<String> = None;
+        loop {
+            if queue.is_empty() {
+                match rx.recv() {
+                    Ok(g) => queue.push_back(g),
+                    Err(_) => return,
                 }
-                // The records are durable in the log and will be replayed at the next open;
-                // until then the tables are behind.
-                Err(e) => apply_failed = Some(format!("applying to the tables failed: {e}")),
             }
-        }
-        if dead.is_none()
-            && let Some(why) = apply_failed
-                .clone()
-                .or_else(|| first_failed.and_then(|i| ready[i].failed.clone()))
-        {
-            health.fail(why.clone());
-            dead = Some(why);
-        }
-        for (i, g) in ready.into_iter().enumerate() {
-            let failed = if i < good && apply_failed.is_none() {
-                None
+            while queue.len() < MERGE_GROUPS {
+                match rx.try_recv() {
+                    Ok(g) => queue.push_back(g),
+                    Err(_) => break,
+                }
+            }
+            // Log order: the first group waits for its sync; following groups whose syncs have
+            // already returned go in the same batch (one batch, one marker, all or nothing).
+            let mut ready = Vec::new();
+            while let Some(mut g) = queue.pop_front() {
+                if !g.synced(ready.is_empty()) {
+                    queue.push_front(g);
+                    break;
+                }
+                ready.push(g);
+            }
+            // Groups before the first failed one are durable and go to the tables.
+            let first_failed = ready.iter().position(|g| g.failed.is_some());
+            let good = if dead.is_some() {
+                0
             } else {
-                dead.as_deref()
+                first_failed.unwrap_or(ready.len())
             };
-            for d in g.dones {
-                d(failed);
+            let mut batch = WriteBatch::default();
+            let mut last_seq = None;
+            for g in &mut ready[..good] {
+                if !g.batch.is_empty() {
+                    batch.ops.append(&mut g.batch.ops);
+                    last_seq = Some(g.last_seq);
+                }
+            }
+            let mut apply_failed = None;
+            if let Some(last_seq) = last_seq {
+                let applying = Instant::now();
+                keyspace::mark_applied(&mut batch, last_seq);
+                match engine.apply(batch) {
+                    Ok(()) => {
+                        applied.store(last_seq, Ordering::Release);
+                        participant.lock().retire_applied(last_seq);
+                        // Readers find no retired intent from now on, and whoever waited for one
+                        // to be applied goes on.
+                        applied_watch.send_replace(last_seq);
+                        add_elapsed(&stats.apply_us, applying);
+                        stats.applies.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The records are durable in the log and will be replayed at the next open;
+                    // until then the tables are behind.
+                    Err(e) => apply_failed = Some(format!("applying to the tables failed: {e}")),
+                }
+            }
+            if dead.is_none()
+                && let Some(why) = apply_failed
+                    .clone()
+                    .or_else(|| first_failed.and_then(|i| ready[i].failed.clone()))
+            {
+                health.fail(why.clone());
+                dead = Some(why);
+            }
+            for (i, g) in ready.into_iter().enumerate() {
+                let failed = if i < good && apply_failed.is_none() {
+                    None
+                } else {
+                    dead.as_deref()
+                };
+                for d in g.dones {
+                    d(failed);
+                }
             }
         }
     }

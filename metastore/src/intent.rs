@@ -1,15 +1,17 @@
 //! The two-phase-commit participant: prepared intents, their locks, and transaction records.
 //!
-//! Invariants: an intent row exists exactly while the transaction holds its locks here (the
-//! lock table is rebuilt from intent rows at open); a transaction's writes are applied in the
-//! same log record that drops its intent; on the primary, the record that writes COMMITTED is
-//! the commit point and the only one that applies the writes there. A decision, once recorded,
-//! is never changed: a late commit of an aborted transaction answers ALREADY_ABORTED, a late
-//! prepare answers DECIDED_ABORT.
+//! Invariants: a transaction holds its locks here from its prepare until the record that
+//! decides it here (and drops its intent row) is applied to the tables, so a reader that finds
+//! no lock on a key finds the key's latest decided value in the tables (the lock table is
+//! rebuilt from intent rows at open, when everything logged is applied); a transaction's
+//! writes are applied in the same log record that drops its intent; on the primary, the record
+//! that writes COMMITTED is the commit point and the only one that applies the writes there. A
+//! decision, once recorded, is never changed: a late commit of an aborted transaction answers
+//! ALREADY_ABORTED, a late prepare answers DECIDED_ABORT.
 
 use crate::error::{Error, Result};
 use crate::keyspace::{self, TXN};
-use crate::locks::LockTable;
+use crate::locks::{LockTable, ReadSet, takes_lock};
 use crate::txn::{self, Conflict, View};
 use crate::wal::Op;
 use arbor_proto::metastore::{PrepareRequest, TxnBody, conflict::Reason};
@@ -199,14 +201,44 @@ fn record_op(txn_id: &[u8], state: TxnState, at_ms: u64, seq: u64) -> Op {
     }
 }
 
-/// The 2PC state of one shard. Owned by the committer thread, which runs every method in log
-/// order; others only read summaries.
+/// An intent held in memory, with the order of its prepare among this shard's prepares since
+/// open (a read ignores intents prepared after it began: their commit point is later too).
+#[derive(Debug)]
+struct Held {
+    intent: Intent,
+    stamp: u64,
+}
+
+/// An intent decided here whose decision record is logged (at `seq`) but not yet applied to the
+/// tables: it keeps its locks, and readers wait for it, until the applier retires it.
+#[derive(Debug)]
+struct Retiring {
+    held: Held,
+    seq: u64,
+}
+
+/// A transaction that will put or delete a key a read returns, as the read found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Writer {
+    /// Decided here: its decision record is logged at `seq`, not yet applied.
+    Decided { seq: u64 },
+    /// Prepared here and not decided here yet.
+    Prepared(IntentSummary),
+}
+
+/// The 2PC state of one shard. The committer thread runs every state change in log order; the
+/// applier retires decided intents once their records are applied; readers only look.
 #[derive(Debug)]
 pub struct Participant {
     shard: u32,
     timeout_ms: u64,
-    intents: HashMap<Vec<u8>, Intent>,
+    /// Prepared and undecided here.
+    intents: HashMap<Vec<u8>, Held>,
+    /// Decided here, the decision not yet applied to the tables.
+    retiring: HashMap<Vec<u8>, Retiring>,
     locks: LockTable,
+    /// Stamp of the latest prepare.
+    stamp: u64,
 }
 
 impl Participant {
@@ -215,14 +247,77 @@ impl Participant {
             shard,
             timeout_ms,
             intents: HashMap::new(),
+            retiring: HashMap::new(),
             locks: LockTable::default(),
+            stamp: 0,
         }
     }
 
     /// Re-adds an intent found in the tables at open, with its locks.
     pub fn restore(&mut self, intent: Intent) {
+        self.hold(intent);
+    }
+
+    fn hold(&mut self, intent: Intent) {
         self.locks.acquire(intent.body());
-        self.intents.insert(intent.req.txn_id.clone(), intent);
+        self.stamp += 1;
+        let held = Held {
+            intent,
+            stamp: self.stamp,
+        };
+        self.intents.insert(held.intent.req.txn_id.clone(), held);
+    }
+
+    /// The stamp of the latest prepare: intents stamped later were prepared after this call.
+    pub fn stamp(&self) -> u64 {
+        self.stamp
+    }
+
+    /// The transactions prepared (stamped) at or before `horizon` that will put or delete a key
+    /// of `reads`, undecided or decided but not yet applied. Without an exclusive lock in
+    /// `reads` this is one lock-table lookup per key (or one range walk).
+    pub fn writers(&self, reads: &ReadSet<'_>, horizon: u64) -> Vec<Writer> {
+        if !self.locks.exclusive_in(reads) {
+            return Vec::new();
+        }
+        let writes_into = |h: &Held| {
+            h.stamp <= horizon
+                && h.intent
+                    .body()
+                    .writes
+                    .iter()
+                    .any(|w| takes_lock(w.op.as_ref()) && reads.contains(&w.key))
+        };
+        let prepared = self
+            .intents
+            .values()
+            .filter(|h| writes_into(h))
+            .map(|h| Writer::Prepared(h.intent.summary()));
+        let decided = self
+            .retiring
+            .values()
+            .filter(|r| writes_into(&r.held))
+            .map(|r| Writer::Decided { seq: r.seq });
+        prepared.chain(decided).collect()
+    }
+
+    /// Drops the intents whose decision records are applied (at or below `applied`), and
+    /// their locks. Called by the applier once the tables hold those records.
+    pub fn retire_applied(&mut self, applied: u64) {
+        if self.retiring.is_empty() {
+            return;
+        }
+        let done: Vec<Vec<u8>> = self
+            .retiring
+            .iter()
+            .filter(|(_, r)| r.seq <= applied)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in done {
+            if let Some(r) = self.retiring.remove(&id) {
+                self.locks.release(r.held.intent.body());
+            }
+        }
     }
 
     pub fn locks(&self) -> &LockTable {
@@ -233,14 +328,17 @@ impl Participant {
         self.timeout_ms
     }
 
+    /// The undecided intents (a decided one is gone once its record is applied, which is
+    /// before the answer of any request logged after the decision).
     pub fn summaries(&self) -> Vec<IntentSummary> {
-        self.intents.values().map(Intent::summary).collect()
+        self.intents.values().map(|h| h.intent.summary()).collect()
     }
 
-    /// Intents prepared at least the intent timeout ago.
+    /// Undecided intents prepared at least the intent timeout ago.
     pub fn expired(&self, now_ms: u64) -> Vec<IntentSummary> {
         self.intents
             .values()
+            .map(|h| &h.intent)
             .filter(|i| i.age_ms(now_ms) >= self.timeout_ms)
             .map(Intent::summary)
             .collect()
@@ -279,12 +377,11 @@ impl Participant {
             req,
             prepared_at_ms: now_ms,
         };
-        self.locks.acquire(intent.body());
         let ops = vec![Op::PutIntent {
             txn_id: intent.req.txn_id.clone(),
             intent: intent.encode(),
         }];
-        self.intents.insert(intent.req.txn_id.clone(), intent);
+        self.hold(intent);
         Ok(Step {
             ops,
             outcome: PrepareOutcome::Prepared,
@@ -301,7 +398,8 @@ impl Participant {
         seq: u64,
     ) -> Result<Step<DecideOutcome>> {
         let record = txn_record(view, txn_id)?;
-        let Some(intent) = self.intents.get(txn_id) else {
+        let Some(held) = self.intents.get(txn_id) else {
+            // A decision logged but not yet applied is seen here through its record.
             return Ok(match (commit, record) {
                 (_, Some(r)) if r.state == TxnState::Committed => {
                     Step::answer(DecideOutcome::Committed(r.seq))
@@ -332,7 +430,7 @@ impl Participant {
             },
             (true, None) => {
                 // Counters resolve now, against everything committed since the prepare.
-                let mut ops = txn::resolve_writes(intent.body().writes.clone(), view)?;
+                let mut ops = txn::resolve_writes(held.intent.body().writes.clone(), view)?;
                 ops.push(drop_intent);
                 ops.push(record_op(txn_id, TxnState::Committed, now_ms, seq));
                 Step {
@@ -345,16 +443,18 @@ impl Participant {
                 outcome: DecideOutcome::Aborted,
             },
         };
-        self.forget(txn_id);
+        self.retire(txn_id, seq);
         Ok(step)
     }
 
     /// Asked of the primary about a transaction whose intent outlived its timeout somewhere.
+    /// `seq` is the seq the returned operations will be logged at.
     pub fn resolve(
         &mut self,
         txn_id: &[u8],
         view: &dyn View,
         now_ms: u64,
+        seq: u64,
     ) -> Result<Step<ResolveOutcome>> {
         if let Some(r) = txn_record(view, txn_id)? {
             return Ok(Step::answer(match r.state {
@@ -363,14 +463,14 @@ impl Participant {
             }));
         }
         let aborted = record_op(txn_id, TxnState::Aborted, now_ms, 0);
-        match self.intents.get(txn_id) {
+        match self.intents.get(txn_id).map(|h| &h.intent) {
             // Only the primary decides.
             Some(i) if !i.is_primary() => Ok(Step::answer(ResolveOutcome::Pending)),
             Some(i) if i.age_ms(now_ms) < self.timeout_ms => {
                 Ok(Step::answer(ResolveOutcome::Pending))
             }
             Some(_) => {
-                self.forget(txn_id);
+                self.retire(txn_id, seq);
                 Ok(Step {
                     ops: vec![
                         Op::DropIntent {
@@ -390,9 +490,18 @@ impl Participant {
         }
     }
 
-    fn forget(&mut self, txn_id: &[u8]) {
-        if let Some(intent) = self.intents.remove(txn_id) {
-            self.locks.release(intent.body());
+    /// The intent is decided by the record logged at `seq`: it keeps its locks until that
+    /// record is applied.
+    fn retire(&mut self, txn_id: &[u8], seq: u64) {
+        if let Some(held) = self.intents.remove(txn_id) {
+            // A retiring id has a logged record, so it cannot be prepared (and retired) again
+            // before it is applied; should it be, the older entry's locks must not leak.
+            if let Some(old) = self
+                .retiring
+                .insert(txn_id.to_vec(), Retiring { held, seq })
+            {
+                self.locks.release(old.held.intent.body());
+            }
         }
     }
 }
@@ -480,12 +589,17 @@ mod tests {
         assert!(again.ops.is_empty());
         assert!(p.locks().exclusively_locked(b"w"));
         // Not expired yet: pending.
-        let r = p.resolve(b"t1", &view, 500).unwrap();
+        let r = p.resolve(b"t1", &view, 500, 2).unwrap();
         assert_eq!(r.outcome, ResolveOutcome::Pending);
-        // Commit point.
+        // Commit point. The locks stay until the tables hold the decision.
         let d = p.decide(b"t1", true, &view, 20, 2).unwrap();
         assert_eq!(d.outcome, DecideOutcome::Committed(2));
         apply(&mut view, 2, d.ops);
+        assert!(p.locks().exclusively_locked(b"w"));
+        assert!(p.summaries().is_empty());
+        p.retire_applied(1);
+        assert!(p.locks().exclusively_locked(b"w"));
+        p.retire_applied(2);
         assert!(p.locks().is_empty());
         assert_eq!(txn::row(&view, b"w").unwrap(), Some((2, b"v".to_vec())));
         // Idempotent, and nothing can abort it now.
@@ -498,7 +612,7 @@ mod tests {
             DecideOutcome::Committed(2)
         );
         assert_eq!(
-            p.resolve(b"t1", &view, 10_000).unwrap().outcome,
+            p.resolve(b"t1", &view, 10_000, 3).unwrap().outcome,
             ResolveOutcome::Committed
         );
         // A late prepare of a decided transaction fails.
@@ -518,20 +632,28 @@ mod tests {
     fn resolve_aborts_what_the_primary_never_decided() {
         let mut view = MapView::default();
         let mut p = Participant::new(0, 1000);
-        let step = p
-            .prepare(prepare_req(b"t", 0, 0, TxnBody::default()), &view, 0)
-            .unwrap();
+        let body = TxnBody {
+            writes: vec![put(b"w", b"v")],
+            ..Default::default()
+        };
+        let step = p.prepare(prepare_req(b"t", 0, 0, body), &view, 0).unwrap();
         apply(&mut view, 1, step.ops);
-        let r = p.resolve(b"t", &view, 1000).unwrap();
+        let r = p.resolve(b"t", &view, 1000, 2).unwrap();
         assert_eq!(r.outcome, ResolveOutcome::Aborted);
         apply(&mut view, 2, r.ops);
         assert!(p.summaries().is_empty());
+        assert!(
+            p.locks().exclusively_locked(b"w"),
+            "locks go when the abort is applied"
+        );
+        p.retire_applied(2);
+        assert!(p.locks().is_empty());
         assert_eq!(
             p.decide(b"t", true, &view, 1001, 3).unwrap().outcome,
             DecideOutcome::AlreadyAborted
         );
         // Neither intent nor record: aborted on the spot, durably.
-        let r = p.resolve(b"never", &view, 5).unwrap();
+        let r = p.resolve(b"never", &view, 5, 3).unwrap();
         assert_eq!(r.outcome, ResolveOutcome::Aborted);
         assert_eq!(r.ops.len(), 1);
         apply(&mut view, 3, r.ops);
@@ -556,7 +678,7 @@ mod tests {
         apply(&mut view, 1, step.ops);
         // Only the primary decides: a non-primary answers pending however old the intent.
         assert_eq!(
-            p.resolve(b"t", &view, 1_000_000).unwrap().outcome,
+            p.resolve(b"t", &view, 1_000_000, 2).unwrap().outcome,
             ResolveOutcome::Pending
         );
         assert_eq!(p.expired(1_000_000).len(), 1);
@@ -580,5 +702,76 @@ mod tests {
                 txn_id: b"t".to_vec()
             }]
         );
+    }
+
+    #[test]
+    fn readers_find_writers_until_the_decision_is_applied() {
+        let mut view = MapView::default();
+        let mut p = Participant::new(1, 1000);
+        let keys = |ks: &[&[u8]]| ks.iter().map(|k| k.to_vec()).collect::<Vec<_>>();
+        let body = TxnBody {
+            reads: vec![read(b"r", 0)],
+            writes: vec![put(b"k1", b"v"), crate::txn::tests::del(b"k2")],
+            ..Default::default()
+        };
+        let step = p.prepare(prepare_req(b"t", 1, 0, body), &view, 10).unwrap();
+        apply(&mut view, 1, step.ops);
+        let horizon = p.stamp();
+        let found = p.writers(&ReadSet::Keys(&keys(&[b"x", b"k2"])), horizon);
+        assert_eq!(found.len(), 1);
+        match &found[0] {
+            Writer::Prepared(s) => {
+                assert_eq!(s.txn_id, b"t".to_vec());
+                assert!(!s.is_primary);
+                assert_eq!(s.primary_addr, "127.0.0.1:1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let range = ReadSet::Range {
+            start: b"k",
+            end: Some(b"l"),
+        };
+        assert_eq!(p.writers(&range, horizon).len(), 1);
+        // Keys only read, keys nobody touches, and intents prepared after the read began do
+        // not hold a read up.
+        assert!(
+            p.writers(&ReadSet::Keys(&keys(&[b"r", b"z"])), horizon)
+                .is_empty()
+        );
+        assert!(p.writers(&range, horizon - 1).is_empty());
+        let later = TxnBody {
+            writes: vec![put(b"k3", b"")],
+            ..Default::default()
+        };
+        let step = p
+            .prepare(prepare_req(b"u", 1, 0, later), &view, 11)
+            .unwrap();
+        apply(&mut view, 2, step.ops);
+        assert_eq!(p.writers(&range, horizon).len(), 1);
+        assert_eq!(p.writers(&range, p.stamp()).len(), 2);
+
+        // Decided: found as such until the applier retires it; a repeated decision logs
+        // nothing and answers from the record.
+        let d = p.decide(b"t", true, &view, 20, 3).unwrap();
+        assert!(
+            p.writers(&range, horizon)
+                .contains(&Writer::Decided { seq: 3 })
+        );
+        assert_eq!(p.expired(1_000_000).len(), 1, "only u is still undecided");
+        apply(&mut view, 3, d.ops);
+        let again = p.decide(b"t", true, &view, 21, 4).unwrap();
+        assert!(again.ops.is_empty());
+        assert_eq!(again.outcome, DecideOutcome::Committed(3));
+        // A late prepare meets the record, not the retiring intent.
+        let late = p
+            .prepare(prepare_req(b"t", 1, 0, TxnBody::default()), &view, 22)
+            .unwrap();
+        assert!(matches!(late.outcome, PrepareOutcome::Conflict(_)));
+        p.retire_applied(2);
+        assert_eq!(p.writers(&range, horizon), vec![Writer::Decided { seq: 3 }]);
+        p.retire_applied(3);
+        assert!(p.writers(&range, horizon).is_empty());
+        assert!(!p.locks().exclusively_locked(b"k1"));
+        assert!(p.locks().exclusively_locked(b"k3"));
     }
 }

@@ -5,8 +5,9 @@
 //! Layout: [`wal`] (the log), [`engine`] (the tables behind a trait), [`keyspace`] (how state
 //! maps onto the tables), [`txn`] (validation and counters), [`locks`] and [`intent`] (2PC),
 //! [`group_commit`] (the committer thread), [`trim`] (durable flush and log deletion),
-//! [`resolver`] (finishing abandoned transactions), [`shard`] (the library face) and
-//! [`server`] (the gRPC face).
+//! [`resolver`] (finishing abandoned transactions), [`read_resolve`] (reads finishing the
+//! transactions that write what they read), [`shard`] (the library face) and [`server`] (the
+//! gRPC face).
 
 pub mod config;
 pub mod engine;
@@ -16,6 +17,7 @@ pub mod hlc;
 pub mod intent;
 pub mod keyspace;
 pub mod locks;
+pub mod read_resolve;
 pub mod resolver;
 pub mod server;
 pub mod shard;

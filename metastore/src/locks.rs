@@ -1,8 +1,9 @@
 //! The no-wait lock table of prepared transactions, in memory only: it is rebuilt from the
 //! intent rows at open. A prepared intent holds a shared lock on every key it read, an exclusive
 //! lock on every key it will put or delete, and a range lock on every prefix it requires to stay
-//! empty. Counter updates take no lock. Nobody ever waits on a lock: a transaction that meets
-//! one aborts, so there are no deadlocks.
+//! empty. Counter updates take no lock. No transaction ever waits on a lock: one that meets a
+//! lock aborts, so there are no deadlocks. Reads take no lock; they only ask whether a key they
+//! return is about to be written (see `read_resolve`).
 
 use arbor_proto::metastore::{TxnBody, write};
 use std::collections::BTreeMap;
@@ -11,6 +12,27 @@ use std::collections::BTreeMap;
 struct Holders {
     shared: u32,
     exclusive: u32,
+}
+
+/// The user keys a read returns rows of.
+#[derive(Clone, Copy, Debug)]
+pub enum ReadSet<'a> {
+    /// Point reads of these keys.
+    Keys(&'a [Vec<u8>]),
+    /// Every key in `[start, end)`; no end: to the end of the key space.
+    Range {
+        start: &'a [u8],
+        end: Option<&'a [u8]>,
+    },
+}
+
+impl ReadSet<'_> {
+    pub fn contains(&self, key: &[u8]) -> bool {
+        match *self {
+            ReadSet::Keys(keys) => keys.iter().any(|k| k == key),
+            ReadSet::Range { start, end } => key >= start && end.is_none_or(|e| key < e),
+        }
+    }
 }
 
 /// Locks held by every prepared transaction of a shard, on user keys.
@@ -25,6 +47,26 @@ impl LockTable {
     /// Whether a prepared transaction will write `key`.
     pub fn exclusively_locked(&self, key: &[u8]) -> bool {
         self.keys.get(key).is_some_and(|h| h.exclusive > 0)
+    }
+
+    /// Whether a prepared transaction will write some key of `reads`: one lookup per key, or
+    /// one range walk over the locked keys in the range.
+    pub fn exclusive_in(&self, reads: &ReadSet<'_>) -> bool {
+        use std::ops::Bound;
+        match *reads {
+            ReadSet::Keys(keys) => keys.iter().any(|k| self.exclusively_locked(k)),
+            ReadSet::Range { start, end } => {
+                let upper = match end {
+                    // An empty range (BTreeMap::range panics on an inverted one).
+                    Some(e) if e <= start => return false,
+                    Some(e) => Bound::Excluded(e),
+                    None => Bound::Unbounded,
+                };
+                self.keys
+                    .range::<[u8], _>((Bound::Included(start), upper))
+                    .any(|(_, h)| h.exclusive > 0)
+            }
+        }
     }
 
     /// Whether a prepared transaction read or will write `key`.
@@ -100,7 +142,7 @@ impl LockTable {
 }
 
 /// Puts and deletes lock their key; counter updates commute and lock nothing.
-fn takes_lock(op: Option<&write::Op>) -> bool {
+pub fn takes_lock(op: Option<&write::Op>) -> bool {
     matches!(op, Some(write::Op::Put(_)) | Some(write::Op::Delete(_)))
 }
 
@@ -153,5 +195,35 @@ mod tests {
         assert!(t.exclusively_locked(b"w"));
         t.release(&body());
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn reads_meet_exclusive_locks_only() {
+        let mut t = LockTable::default();
+        t.acquire(&body());
+        let keys = |ks: &[&[u8]]| ks.iter().map(|k| k.to_vec()).collect::<Vec<_>>();
+        let range =
+            |start: &'static [u8], end: Option<&'static [u8]>| ReadSet::Range { start, end };
+        assert!(t.exclusive_in(&ReadSet::Keys(&keys(&[b"a", b"w"]))));
+        assert!(t.exclusive_in(&ReadSet::Keys(&keys(&[b"x"]))));
+        // Shared locks, counters and absent keys do not hold a read up.
+        assert!(!t.exclusive_in(&ReadSet::Keys(&keys(&[b"r", b"c", b"zz"]))));
+        assert!(!t.exclusive_in(&ReadSet::Keys(&[])));
+        assert!(t.exclusive_in(&range(b"s", Some(b"x"))));
+        assert!(t.exclusive_in(&range(b"x", None)));
+        assert!(t.exclusive_in(&range(b"", None)));
+        // End exclusive.
+        assert!(!t.exclusive_in(&range(b"a", Some(b"w"))));
+        assert!(!t.exclusive_in(&range(b"r", Some(b"s"))));
+        assert!(!t.exclusive_in(&range(b"x\0", None)));
+        // Empty and inverted ranges hold nothing.
+        assert!(!t.exclusive_in(&range(b"w", Some(b"w"))));
+        assert!(!t.exclusive_in(&range(b"z", Some(b"a"))));
+        assert!(range(b"b", Some(b"d")).contains(b"c"));
+        assert!(!range(b"b", Some(b"d")).contains(b"d"));
+        assert!(range(b"b", None).contains(b"zzz"));
+        assert!(ReadSet::Keys(&keys(&[b"k"])).contains(b"k"));
+        t.release(&body());
+        assert!(!t.exclusive_in(&range(b"", None)));
     }
 }

@@ -1,13 +1,16 @@
-//! The background resolver: every intent timeout / 4 it looks for intents older than the
-//! timeout. On their primary it resolves them locally (an undecided one is aborted); elsewhere it
-//! asks the primary's `Resolve` over gRPC (2 s deadline) and applies the answer here. A pending
-//! answer or an unreachable primary leaves the intent for the next round: a participant never
-//! decides alone, so it never contradicts the commit point.
+//! The background resolver, and the one way a shard asks another shard (a primary) what became
+//! of a transaction. Every intent timeout / 4 the resolver looks for intents older than the
+//! timeout. On their primary it resolves them locally (an undecided one is aborted); elsewhere
+//! it asks the primary's `Resolve` over gRPC (2 s deadline) and applies the answer here. A
+//! pending answer or an unreachable primary leaves the intent for the next round: a participant
+//! never decides alone, so it never contradicts the commit point. Readers that meet a prepared
+//! intent ask the primary through the same [`Primaries`] (see `read_resolve`).
 
 use crate::error::{Error, Result};
 use crate::intent::{IntentSummary, ResolveOutcome};
 use crate::shard::{Shard, WeakShard};
 use arbor_proto::metastore::{ResolveRequest, metastore_client::MetastoreClient, resolve_response};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -18,7 +21,6 @@ pub const RPC_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Runs rounds every `every` until `stop` fires or the shard is gone.
 pub(crate) async fn run(shard: WeakShard, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut clients: HashMap<String, MetastoreClient<Channel>> = HashMap::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -29,7 +31,7 @@ pub(crate) async fn run(shard: WeakShard, every: Duration, mut stop: watch::Rece
         let Some(shard) = shard.upgrade() else {
             break;
         };
-        round(&shard, &mut clients).await;
+        round(&shard).await;
     }
 }
 
@@ -47,46 +49,74 @@ pub fn client(addr: &str) -> Result<MetastoreClient<Channel>> {
     Ok(MetastoreClient::new(endpoint.connect_lazy()))
 }
 
-async fn round(shard: &Shard, clients: &mut HashMap<String, MetastoreClient<Channel>>) {
+/// Clients of the primaries this shard has asked, by address (channels multiplex, so one per
+/// primary serves every concurrent question).
+#[derive(Default)]
+pub(crate) struct Primaries {
+    clients: Mutex<HashMap<String, MetastoreClient<Channel>>>,
+}
+
+impl Primaries {
+    fn client(&self, addr: &str) -> Result<MetastoreClient<Channel>> {
+        let mut clients = self.clients.lock();
+        if let Some(c) = clients.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = client(addr)?;
+        clients.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// The primary's answer about `txn_id`, within `deadline` (at most [`RPC_DEADLINE`]).
+    /// Never decides anything here.
+    pub(crate) async fn ask(
+        &self,
+        addr: &str,
+        txn_id: &[u8],
+        deadline: Duration,
+    ) -> Result<ResolveOutcome> {
+        let deadline = deadline.min(RPC_DEADLINE);
+        let mut client = self.client(addr)?;
+        let mut req = tonic::Request::new(ResolveRequest {
+            txn_id: txn_id.to_vec(),
+        });
+        req.set_timeout(deadline);
+        let answer = tokio::time::timeout(deadline, client.resolve(req))
+            .await
+            .map_err(|_| Error::Unavailable(format!("resolve at {addr}: deadline passed")))?
+            .map_err(|s| Error::Unavailable(format!("resolve at {addr}: {s}")))?
+            .into_inner();
+        Ok(match resolve_response::Outcome::try_from(answer.outcome) {
+            Ok(resolve_response::Outcome::Committed) => ResolveOutcome::Committed,
+            Ok(resolve_response::Outcome::Aborted) => ResolveOutcome::Aborted,
+            Ok(resolve_response::Outcome::Pending) | Err(_) => ResolveOutcome::Pending,
+        })
+    }
+}
+
+async fn round(shard: &Shard) {
     let expired = shard.expired_intents();
     if expired.is_empty() {
         return;
     }
-    let mut work = Vec::with_capacity(expired.len());
-    for intent in expired {
-        let primary = if intent.is_primary {
-            None
-        } else {
-            match clients.get(&intent.primary_addr) {
-                Some(c) => Some(Ok(c.clone())),
-                None => {
-                    let c = client(&intent.primary_addr);
-                    if let Ok(c) = &c {
-                        clients.insert(intent.primary_addr.clone(), c.clone());
-                    }
-                    Some(c)
-                }
-            }
-        };
-        work.push(resolve_one(shard, intent, primary));
-    }
+    let work = expired.into_iter().map(|intent| resolve_one(shard, intent));
     futures::future::join_all(work).await;
 }
 
-async fn resolve_one(
-    shard: &Shard,
-    intent: IntentSummary,
-    primary: Option<Result<MetastoreClient<Channel>>>,
-) {
+async fn resolve_one(shard: &Shard, intent: IntentSummary) {
     let txn = String::from_utf8_lossy(&intent.txn_id).into_owned();
-    let Some(primary) = primary else {
+    if intent.is_primary {
         match shard.resolve(intent.txn_id).await {
             Ok(outcome) => tracing::info!(%txn, ?outcome, "resolved an expired transaction"),
             Err(e) => tracing::warn!(%txn, error = %e, "resolving an expired transaction failed"),
         }
         return;
-    };
-    let outcome = match ask(primary, &intent).await {
+    }
+    let outcome = match shard
+        .primaries()
+        .ask(&intent.primary_addr, &intent.txn_id, RPC_DEADLINE)
+        .await
+    {
         Ok(o) => o,
         Err(e) => {
             tracing::debug!(%txn, primary = %intent.primary_addr, error = %e, "primary unreachable; will retry");
@@ -104,24 +134,4 @@ async fn resolve_one(
         }
         Err(e) => tracing::warn!(%txn, error = %e, "applying a resolved outcome failed"),
     }
-}
-
-async fn ask(
-    primary: Result<MetastoreClient<Channel>>,
-    intent: &IntentSummary,
-) -> Result<ResolveOutcome> {
-    let mut client = primary?;
-    let call = client.resolve(ResolveRequest {
-        txn_id: intent.txn_id.clone(),
-    });
-    let answer = tokio::time::timeout(RPC_DEADLINE, call)
-        .await
-        .map_err(|_| Error::Unavailable("resolve deadline passed".into()))?
-        .map_err(|s| Error::Unavailable(format!("resolve failed: {s}")))?
-        .into_inner();
-    Ok(match resolve_response::Outcome::try_from(answer.outcome) {
-        Ok(resolve_response::Outcome::Committed) => ResolveOutcome::Committed,
-        Ok(resolve_response::Outcome::Aborted) => ResolveOutcome::Aborted,
-        Ok(resolve_response::Outcome::Pending) | Err(_) => ResolveOutcome::Pending,
-    })
 }

@@ -22,7 +22,9 @@ impl From<Error> for Status {
         let msg = e.to_string();
         match e {
             Error::InvalidArgument(_) => Status::invalid_argument(msg),
-            Error::Closed | Error::Failed(_) | Error::Unavailable(_) => Status::unavailable(msg),
+            Error::Closed | Error::Failed(_) | Error::Unavailable(_) | Error::Blocked(_) => {
+                Status::unavailable(msg)
+            }
             Error::Corrupt { .. } => Status::data_loss(msg),
             Error::Io(_) | Error::Engine(_) | Error::Internal(_) => Status::internal(msg),
         }

@@ -3,9 +3,10 @@
 //! log into the tables, rebuilds the 2PC state, and runs the committer, applier, trimmer and
 //! resolver until closed.
 //!
-//! Reads go straight to the tables, which only ever hold records already durable in the log, so
-//! a read never sees a change that a crash could take back. Every change goes through the
-//! committer.
+//! Reads go to the tables, which only ever hold records already durable in the log, so a read
+//! never sees a change that a crash could take back. Before reading, a read finishes (or waits
+//! out) the transactions prepared here that will write what it returns (`read_resolve`), so it
+//! never sees a cross-shard transaction half applied. Every change goes through the committer.
 
 use crate::config::ShardConfig;
 use crate::engine::{Engine, SledEngine, WriteBatch};
@@ -13,10 +14,12 @@ use crate::error::{Error, Result};
 use crate::group_commit::{Committer, Health, QUEUE, Reply, Request, Stats};
 use crate::hlc::{Hlc, wall_ms};
 use crate::intent::{
-    DecideOutcome, Intent, IntentSummary, Participant, PrepareOutcome, ResolveOutcome,
+    DecideOutcome, Intent, IntentSummary, Participant, PrepareOutcome, ResolveOutcome, Writer,
 };
 use crate::keyspace::{self, DATA, INTENT};
-use crate::resolver;
+use crate::locks::ReadSet;
+use crate::read_resolve;
+use crate::resolver::{self, Primaries};
 use crate::trim::Trimmer;
 use crate::txn::{self, CommitOutcome};
 use crate::wal::{SegmentSet, Wal};
@@ -25,7 +28,7 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Rows a scan returns when the request says 0.
@@ -56,8 +59,11 @@ struct Inner {
     engine: Arc<dyn Engine>,
     requests: mpsc::Sender<Request>,
     applied: Arc<AtomicU64>,
+    /// The applied seq, for readers waiting on a decision to be applied.
+    applied_watch: watch::Receiver<u64>,
     durable: Arc<AtomicU64>,
     participant: Arc<Mutex<Participant>>,
+    primaries: Primaries,
     stats: Arc<Stats>,
     health: Health,
     segments: SegmentSet,
@@ -171,6 +177,7 @@ impl Shard {
         let cfg = config.clone();
         let rec = blocking(move || recover(&cfg)).await?;
         let applied = Arc::new(AtomicU64::new(rec.marker));
+        let (applied_tx, applied_watch) = watch::channel(rec.marker);
         let durable = Arc::new(AtomicU64::new(0));
         let participant = Arc::new(Mutex::new(rec.participant));
         let stats = Arc::new(Stats::default());
@@ -185,6 +192,7 @@ impl Shard {
             next_seq: rec.next_seq,
             hlc: Hlc::new(rec.hlc_floor),
             applied: applied.clone(),
+            applied_watch: applied_tx,
             stats: stats.clone(),
             health: health.clone(),
         }
@@ -208,8 +216,10 @@ impl Shard {
             engine: rec.engine,
             requests,
             applied,
+            applied_watch,
             durable,
             participant,
+            primaries: Primaries::default(),
             stats,
             health,
             segments,
@@ -275,8 +285,10 @@ impl Shard {
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    /// Point reads of committed rows, in order; absent rows have version 0.
+    /// Point reads of committed rows, in order; absent rows have version 0. Waits for (or
+    /// finishes) the transactions prepared before the call that will write one of `keys`.
     pub async fn get(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Row>> {
+        read_resolve::settle(self, &ReadSet::Keys(&keys)).await?;
         let engine = self.inner.engine.clone();
         blocking(move || {
             keys.into_iter()
@@ -303,7 +315,8 @@ impl Shard {
     }
 
     /// Committed rows in `[start, end)` (an empty `end`: to the end), in key order, at most
-    /// `limit` (0: the default page); the flag says whether more follow.
+    /// `limit` (0: the default page); the flag says whether more follow. Waits for (or
+    /// finishes) the transactions prepared before the call that will write a key in the range.
     pub async fn scan(
         &self,
         start: Vec<u8>,
@@ -318,6 +331,11 @@ impl Shard {
         if !end.is_empty() && end <= start {
             return Ok((Vec::new(), false));
         }
+        let range = ReadSet::Range {
+            start: &start,
+            end: (!end.is_empty()).then_some(end.as_slice()),
+        };
+        read_resolve::settle(self, &range).await?;
         let engine = self.inner.engine.clone();
         blocking(move || {
             let (s, e) = keyspace::data_range(&start, &end);
@@ -385,6 +403,34 @@ impl Shard {
     /// Intents older than the intent timeout.
     pub(crate) fn expired_intents(&self) -> Vec<IntentSummary> {
         self.inner.participant.lock().expired(wall_ms())
+    }
+
+    /// The transactions that will write a key of `reads`, prepared at or before `horizon` (none:
+    /// before now), and the horizon used.
+    pub(crate) fn writers(&self, reads: &ReadSet<'_>, horizon: Option<u64>) -> (u64, Vec<Writer>) {
+        let p = self.inner.participant.lock();
+        let horizon = horizon.unwrap_or_else(|| p.stamp());
+        (horizon, p.writers(reads, horizon))
+    }
+
+    /// Returns once the tables hold every record up to `seq`, or at `deadline`.
+    pub(crate) async fn wait_applied(&self, seq: u64, deadline: Instant) -> Result<()> {
+        let mut applied = self.inner.applied_watch.clone();
+        let reached = tokio::time::timeout_at(deadline.into(), applied.wait_for(|&a| a >= seq));
+        match reached.await {
+            Ok(Ok(_)) | Err(_) => Ok(()),
+            // The applier is gone: the shard closed.
+            Ok(Err(_)) => Err(Error::Closed),
+        }
+    }
+
+    /// Why the shard stopped accepting writes, if it did.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.inner.health.failure()
+    }
+
+    pub(crate) fn primaries(&self) -> &Primaries {
+        &self.inner.primaries
     }
 
     /// What the shard is and holds. The intents and the applied seq are taken after everything

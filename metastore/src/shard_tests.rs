@@ -820,3 +820,396 @@ async fn old_transaction_records_are_swept() {
     }
     shard.close().await.unwrap();
 }
+
+/// A shard served over gRPC on `addr` until [`Served::stop`].
+struct Served {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Served {
+    async fn start(shard: &Shard, addr: &str) -> Served {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(crate::server::serve(shard.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        Served { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Two shards in temp dirs, shard 0 the primary of every transaction, both with `timeout`.
+async fn two_shards(timeout: Duration) -> (Shard, Shard, [tempfile::TempDir; 2]) {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut cfg_a = config(dirs[0].path(), 0);
+    cfg_a.intent_timeout = timeout;
+    let mut cfg_b = config(dirs[1].path(), 1);
+    cfg_b.intent_timeout = timeout;
+    let a = Shard::open(cfg_a).await.unwrap();
+    let b = Shard::open(cfg_b).await.unwrap();
+    (a, b, dirs)
+}
+
+/// Prepares `txn` on both shards (shard 0 primary at `primary_addr`).
+async fn prepare_both(
+    a: &Shard,
+    b: &Shard,
+    txn: &[u8],
+    primary_addr: &str,
+    on_a: TxnBody,
+    on_b: TxnBody,
+) {
+    let mut req_a = prepare_req(txn, 0, 0, primary_addr, on_a);
+    req_a.participants = vec![0, 1];
+    let mut req_b = prepare_req(txn, 1, 0, primary_addr, on_b);
+    req_b.participants = vec![0, 1];
+    assert_eq!(a.prepare(req_a).await.unwrap(), PrepareOutcome::Prepared);
+    assert_eq!(b.prepare(req_b).await.unwrap(), PrepareOutcome::Prepared);
+}
+
+async fn scan_keys(shard: &Shard, start: &[u8], end: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let (rows, more) = shard
+        .scan(start.to_vec(), end.to_vec(), 0, false)
+        .await
+        .unwrap();
+    assert!(!more);
+    rows.into_iter().map(|r| (r.key, r.value)).collect()
+}
+
+fn kv(k: &[u8], v: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    (k.to_vec(), v.to_vec())
+}
+
+/// The coordinator died right after the commit point: the primary holds COMMITTED, the other
+/// participant still holds the intent. A read there finishes the transaction at once (the
+/// intent timeout is 30 s, so the background resolver cannot be what does it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_on_a_participant_finishes_what_its_primary_committed() {
+    let primary_addr = "127.0.0.1:19601";
+    let (a, b, _dirs) = two_shards(Duration::from_secs(30)).await;
+    let served = Served::start(&a, primary_addr).await;
+    let base = committed(&b, body(vec![put(b"x", b"old"), put(b"dir/a", b"old")])).await;
+
+    prepare_both(
+        &a,
+        &b,
+        b"T1",
+        primary_addr,
+        body(vec![put(b"on-a", b"1")]),
+        body(vec![
+            put(b"x", b"new"),
+            del(b"dir/a"),
+            put(b"dir/b", b"new"),
+            counter(b"n", 1, &[(0, CounterOp::CounterAdd, 5)]),
+        ]),
+    )
+    .await;
+    assert!(matches!(
+        a.decide(b"T1".to_vec(), true).await.unwrap(),
+        DecideOutcome::Committed(_)
+    ));
+    let started = std::time::Instant::now();
+    let rows = b
+        .get(vec![b"x".to_vec(), b"dir/a".to_vec(), b"dir/b".to_vec()])
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let seq = rows[0].version;
+    assert!(seq > base);
+    assert_eq!(rows[0].value, b"new".to_vec());
+    assert_eq!(rows[1].version, 0, "dir/a was deleted by T1");
+    assert_eq!(
+        (rows[2].version, rows[2].value.clone()),
+        (seq, b"new".to_vec())
+    );
+    assert_eq!(row(&b, b"n").await, (seq, 5i64.to_le_bytes().to_vec()));
+    assert!(b.status().await.unwrap().intents.is_empty());
+    // The coordinator's decide, arriving late, changes nothing.
+    assert_eq!(
+        b.decide(b"T1".to_vec(), true).await.unwrap(),
+        DecideOutcome::Committed(seq)
+    );
+
+    // The same through a scan over a range the intent inserts into (and deletes from).
+    prepare_both(
+        &a,
+        &b,
+        b"T2",
+        primary_addr,
+        body(vec![put(b"on-a", b"2")]),
+        body(vec![put(b"dir/c", b"new"), del(b"dir/b")]),
+    )
+    .await;
+    assert!(matches!(
+        a.decide(b"T2".to_vec(), true).await.unwrap(),
+        DecideOutcome::Committed(_)
+    ));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        scan_keys(&b, b"dir/", b"dir0").await,
+        vec![kv(b"dir/c", b"new")]
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Aborted at the primary only: a read drops the intent and sees the rows as they were.
+    prepare_both(
+        &a,
+        &b,
+        b"T3",
+        primary_addr,
+        body(vec![put(b"on-a", b"3")]),
+        body(vec![put(b"x", b"t3"), put(b"dir/d", b"t3")]),
+    )
+    .await;
+    assert_eq!(
+        a.decide(b"T3".to_vec(), false).await.unwrap(),
+        DecideOutcome::Aborted
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        scan_keys(&b, b"dir/", b"dir0").await,
+        vec![kv(b"dir/c", b"new")]
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(row(&b, b"x").await, (seq, b"new".to_vec()));
+    assert!(b.status().await.unwrap().intents.is_empty());
+    committed(&b, body(vec![put(b"x", b"after"), put(b"dir/d", b"")])).await;
+    assert_eq!(
+        b.decide(b"T3".to_vec(), true).await.unwrap(),
+        DecideOutcome::AlreadyAborted
+    );
+
+    served.stop().await;
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// While the primary is undecided, reads of what the transaction writes wait (on the primary
+/// as on the other participant) and return the new rows right after a commit, the old ones
+/// right after an abort. Reads of other keys do not wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_wait_for_an_undecided_primary() {
+    let primary_addr = "127.0.0.1:19602";
+    let (a, b, _dirs) = two_shards(Duration::from_secs(30)).await;
+    let served = Served::start(&a, primary_addr).await;
+    committed(&a, body(vec![put(b"on-a", b"old")])).await;
+    committed(&b, body(vec![put(b"x", b"old"), put(b"dir/a", b"old")])).await;
+
+    for commit in [true, false] {
+        let txn = if commit { b"C".to_vec() } else { b"A".to_vec() };
+        let (new_x, new_entry) = if commit {
+            (b"new".to_vec(), b"dir/b".to_vec())
+        } else {
+            (b"aborted".to_vec(), b"dir/z".to_vec())
+        };
+        prepare_both(
+            &a,
+            &b,
+            &txn,
+            primary_addr,
+            body(vec![put(b"on-a", &new_x)]),
+            body(vec![put(b"x", &new_x), put(&new_entry, b"e")]),
+        )
+        .await;
+        let (b1, b2, a1) = (b.clone(), b.clone(), a.clone());
+        let get = tokio::spawn(async move { b1.get(vec![b"x".to_vec()]).await });
+        let scan =
+            tokio::spawn(
+                async move { b2.scan(b"dir/".to_vec(), b"dir0".to_vec(), 0, false).await },
+            );
+        let on_primary = tokio::spawn(async move { a1.get(vec![b"on-a".to_vec()]).await });
+        // Keys the transaction does not write are read at once.
+        let free = tokio::time::timeout(
+            Duration::from_secs(2),
+            b.get(vec![b"dir/a".to_vec(), b"y".to_vec()]),
+        )
+        .await
+        .expect("a read of unlocked keys waited")
+        .unwrap();
+        assert_eq!(free[0].value, b"old".to_vec());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !get.is_finished(),
+            "a get returned while the primary was undecided"
+        );
+        assert!(
+            !scan.is_finished(),
+            "a scan returned while the primary was undecided"
+        );
+        assert!(
+            !on_primary.is_finished(),
+            "a get on the primary returned while it was undecided"
+        );
+
+        let outcome = a.decide(txn.clone(), commit).await.unwrap();
+        assert_eq!(matches!(outcome, DecideOutcome::Committed(_)), commit);
+        let soon = Duration::from_secs(3);
+        let got = tokio::time::timeout(soon, get)
+            .await
+            .expect("get still blocked")
+            .unwrap()
+            .unwrap();
+        let (rows, _) = tokio::time::timeout(soon, scan)
+            .await
+            .expect("scan still blocked")
+            .unwrap()
+            .unwrap();
+        let here = tokio::time::timeout(soon, on_primary)
+            .await
+            .expect("get on the primary still blocked")
+            .unwrap()
+            .unwrap();
+        let listed: Vec<Vec<u8>> = rows.into_iter().map(|r| r.key).collect();
+        // After the commit the new rows; after the abort still those of the commit.
+        assert_eq!(got[0].value, b"new".to_vec());
+        assert_eq!(here[0].value, b"new".to_vec());
+        assert_eq!(listed, vec![b"dir/a".to_vec(), b"dir/b".to_vec()]);
+        assert!(b.status().await.unwrap().intents.is_empty());
+        assert!(a.status().await.unwrap().intents.is_empty());
+    }
+
+    served.stop().await;
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// A read blocked by a transaction whose primary never answers gives up after the intent
+/// timeout + 2 s with an error that gRPC reports as UNAVAILABLE, leaving the intent alone (a
+/// participant never decides by itself). On the primary, a read blocked by an expired undecided
+/// intent aborts it and reads the old rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_reads_give_up_or_resolve_an_expired_intent() {
+    let gone_primary = "127.0.0.1:19604";
+    let served_addr = "127.0.0.1:19605";
+    let timeout = Duration::from_millis(300);
+    let (a, b, _dirs) = two_shards(timeout).await;
+    committed(&b, body(vec![put(b"k", b"old")])).await;
+    let mut req = prepare_req(b"T", 1, 0, gone_primary, body(vec![put(b"k", b"new")]));
+    req.participants = vec![0, 1];
+    assert_eq!(b.prepare(req).await.unwrap(), PrepareOutcome::Prepared);
+    let served = Served::start(&b, served_addr).await;
+
+    let mut client =
+        pb::metastore_client::MetastoreClient::connect(format!("http://{served_addr}"))
+            .await
+            .unwrap();
+    let started = std::time::Instant::now();
+    let status = client
+        .get(pb::GetRequest {
+            keys: vec![b"k".to_vec()],
+        })
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("blocked"), "{status:?}");
+    let bound = timeout + crate::read_resolve::BLOCKED_SLACK;
+    assert!(
+        waited >= bound - Duration::from_millis(50) && waited < bound + Duration::from_secs(3),
+        "gave up after {waited:?}"
+    );
+    assert!(matches!(
+        b.scan(b"a".to_vec(), b"z".to_vec(), 0, false).await,
+        Err(Error::Blocked(_))
+    ));
+    // Other keys are still read at once, and the intent is still there.
+    let started = std::time::Instant::now();
+    assert_eq!(row(&b, b"other").await.0, 0);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(b.status().await.unwrap().intents.len(), 1);
+    served.stop().await;
+
+    // On its own primary an undecided intent is aborted once expired, by the read if the
+    // background resolver has not done it first.
+    let v = committed(&a, body(vec![put(b"p", b"old")])).await;
+    let req = prepare_req(b"P", 0, 0, "127.0.0.1:1", body(vec![put(b"p", b"new")]));
+    assert_eq!(a.prepare(req).await.unwrap(), PrepareOutcome::Prepared);
+    let started = std::time::Instant::now();
+    assert_eq!(row(&a, b"p").await, (v, b"old".to_vec()));
+    assert!(
+        started.elapsed() >= timeout - Duration::from_millis(50),
+        "read the old row before the intent expired: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        a.decide(b"P".to_vec(), true).await.unwrap(),
+        DecideOutcome::AlreadyAborted
+    );
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// The coordinator tells a participant to commit (the primary has committed: the commit point
+/// is passed) while readers read what the transaction writes. Until the decision is applied to
+/// the tables the intent keeps its locks, so no read started after the commit point returns
+/// the old rows, not even in the moment between the committer taking the decision and the
+/// applier writing it. The primary's address answers nothing: only the decide can finish the
+/// transactions here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_racing_a_decide_never_see_the_old_rows() {
+    const ROUNDS: u64 = 30;
+    const READERS: u64 = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 1);
+    cfg.intent_timeout = Duration::from_secs(30);
+    let b = Shard::open(cfg).await.unwrap();
+    committed(&b, body(vec![put(b"k", &0u64.to_le_bytes())])).await;
+    let mut reads = 0;
+    for round in 1..=ROUNDS {
+        let txn = format!("T{round}").into_bytes();
+        let entry = format!("r/{round:03}").into_bytes();
+        let mut req = prepare_req(
+            &txn,
+            1,
+            0,
+            "127.0.0.1:19603",
+            body(vec![put(b"k", &round.to_le_bytes()), put(&entry, b"")]),
+        );
+        req.participants = vec![0, 1];
+        assert_eq!(b.prepare(req).await.unwrap(), PrepareOutcome::Prepared);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..READERS)
+            .map(|i| {
+                let (b, stop) = (b.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        if i % 2 == 0 {
+                            let (_, value) = row(&b, b"k").await;
+                            assert_eq!(value, round.to_le_bytes().to_vec(), "round {round}");
+                        } else {
+                            let (rows, _) = b
+                                .scan(b"r/".to_vec(), b"r0".to_vec(), 0, true)
+                                .await
+                                .unwrap();
+                            assert_eq!(rows.len() as u64, round, "round {round}");
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        // The decision lands at a different moment of the readers' backoff each round.
+        tokio::time::sleep(Duration::from_millis(round % 7)).await;
+        assert!(matches!(
+            b.decide(txn, true).await.unwrap(),
+            DecideOutcome::Committed(_)
+        ));
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            reads += r.await.expect("a reader saw the old rows");
+        }
+    }
+    assert!(reads >= ROUNDS * READERS, "{reads} reads");
+    b.close().await.unwrap();
+}

@@ -376,6 +376,18 @@ impl Rig {
         state.decide_commit = decide;
     }
 
+    /// Waits until no shard holds an intent: after a two-phase commit returns, the other
+    /// participants' decisions are still on their way.
+    async fn settle(&self) {
+        for _ in 0..500 {
+            if self.shards.iter().all(|s| s.state.lock().intents.is_empty()) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("intents still open after 5 s");
+    }
+
     fn take_log(&self) -> Vec<(u32, Call)> {
         std::mem::take(&mut *self.log.lock())
     }
@@ -457,6 +469,7 @@ async fn reads_go_once_to_each_shard_in_parallel_and_come_back_in_order() {
         t.put(key(v, &v.to_string()), vec![v as u8]);
     }
     t.commit().await.unwrap();
+    rig.settle().await;
     rig.take_log();
 
     let ks: Vec<Key> = [5u16, 0, 4, 3, 1]
@@ -527,6 +540,7 @@ async fn two_phase_commit_prepares_all_then_commits_the_primary_first() {
     t.set_label("unit");
     assert_eq!(t.participants(), vec![1, 2]);
     t.commit().await.unwrap();
+    rig.settle().await;
 
     let log = rig.take_log();
     let p = prepares(&log);

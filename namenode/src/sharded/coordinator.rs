@@ -173,30 +173,39 @@ async fn commit_two_phase(
     }
 
     fault::hit("after_primary_commit", label);
-    let id = txn_id.as_slice();
-    let decides = clients[1..]
-        .iter()
-        .map(|&client| async move { (client, decide(client, id, true).await) });
-    for (client, result) in join_all(decides).await {
-        match result {
-            Ok(resp) => match resp.outcome() {
-                // UNKNOWN: its resolver already applied the commit.
-                decide_response::Outcome::Committed | decide_response::Outcome::Unknown => {}
-                other => tracing::error!(
-                    txn = %hex(&txn_id),
+    // The transaction is committed. The other participants apply it when their decision
+    // arrives, or earlier, when a read meets one of its locked keys: the shard then asks the
+    // primary and applies the commit before answering. So the caller need not wait for them,
+    // and a cross-shard commit costs two synced rounds (prepare, the primary's decision), not
+    // three. A participant that cannot be reached applies it through its resolver.
+    let others: Vec<ShardClient> = clients[1..].iter().map(|&c| c.clone()).collect();
+    let id = txn_id.clone();
+    tokio::spawn(async move {
+        let decides = others.iter().map(|client| {
+            let id = &id;
+            async move { (client, decide(client, id, true).await) }
+        });
+        for (client, result) in join_all(decides).await {
+            match result {
+                Ok(resp) => match resp.outcome() {
+                    // UNKNOWN: a read or its resolver already applied the commit.
+                    decide_response::Outcome::Committed | decide_response::Outcome::Unknown => {}
+                    other => tracing::error!(
+                        txn = %hex(&id),
+                        shard = client.shard(),
+                        outcome = other.as_str_name(),
+                        "participant did not apply a committed transaction"
+                    ),
+                },
+                Err(f) => tracing::warn!(
+                    txn = %hex(&id),
                     shard = client.shard(),
-                    outcome = other.as_str_name(),
-                    "participant did not apply a committed transaction"
+                    error = %f.last,
+                    "participant unreachable after the commit point; its resolver will apply it"
                 ),
-            },
-            Err(f) => tracing::warn!(
-                txn = %hex(&txn_id),
-                shard = client.shard(),
-                error = %f.last,
-                "participant unreachable after the commit point; its resolver will apply it"
-            ),
+            }
         }
-    }
+    });
     fault::hit("after_commit", label);
     Ok(())
 }
