@@ -11,7 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::keyspace::{self, TXN};
-use crate::locks::{LockTable, ReadSet, takes_lock};
+use crate::locks::{LockTable, ReadSet};
 use crate::txn::{self, Conflict, View};
 use crate::wal::Op;
 use arbor_proto::metastore::{PrepareRequest, TxnBody, conflict::Reason};
@@ -286,7 +286,7 @@ impl Participant {
                     .body()
                     .writes
                     .iter()
-                    .any(|w| takes_lock(w.op.as_ref()) && reads.contains(&w.key))
+                    .any(|w| reads.contains(&w.key))
         };
         let prepared = self
             .intents

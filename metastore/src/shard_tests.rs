@@ -939,6 +939,25 @@ async fn a_read_on_a_participant_finishes_what_its_primary_committed() {
         DecideOutcome::Committed(seq)
     );
 
+    // A transaction that only updates a counter here: counters take no lock, yet a read of the
+    // counter row must still see the committed update, not the row without it.
+    prepare_both(
+        &a,
+        &b,
+        b"T1c",
+        primary_addr,
+        body(vec![put(b"on-a", b"1c")]),
+        body(vec![counter(b"n", 1, &[(0, CounterOp::CounterAdd, 2)])]),
+    )
+    .await;
+    assert!(matches!(
+        a.decide(b"T1c".to_vec(), true).await.unwrap(),
+        DecideOutcome::Committed(_)
+    ));
+    let rows = b.get(vec![b"n".to_vec()]).await.unwrap();
+    assert_eq!(rows[0].value, 7i64.to_le_bytes().to_vec());
+    assert!(b.status().await.unwrap().intents.is_empty());
+
     // The same through a scan over a range the intent inserts into (and deletes from).
     prepare_both(
         &a,
