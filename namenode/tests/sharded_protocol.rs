@@ -380,7 +380,11 @@ impl Rig {
     /// participants' decisions are still on their way.
     async fn settle(&self) {
         for _ in 0..500 {
-            if self.shards.iter().all(|s| s.state.lock().intents.is_empty()) {
+            if self
+                .shards
+                .iter()
+                .all(|s| s.state.lock().intents.is_empty())
+            {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
