@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/metastore.proto",
             "proto/namenode.proto",
             "proto/records.proto",
+            "proto/blockserver.proto",
+            "proto/search.proto",
         ],
         &["proto"],
     )?;

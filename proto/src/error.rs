@@ -22,6 +22,9 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::NotEmpty
         | ErrorCode::Root => Code::FailedPrecondition,
         ErrorCode::Busy => Code::Aborted,
+        ErrorCode::LeaseHeld | ErrorCode::LeaseExpired => Code::FailedPrecondition,
+        ErrorCode::NoSpace => Code::ResourceExhausted,
+        ErrorCode::BlockMissing => Code::DataLoss,
         ErrorCode::Unavailable => Code::Unavailable,
         ErrorCode::Internal | ErrorCode::ErrorUnspecified => Code::Internal,
     }

@@ -1,6 +1,7 @@
-//! Arbor's wire types: the metastore shard API, the namenode API, and the records the
-//! namenodes keep in the metastore. Everything here is generated from `proto/*.proto`, plus the
-//! one convention every side shares: how an Arbor error code rides on a gRPC status.
+//! Arbor's wire types: the metastore shard API, the namenode API, the records the namenodes
+//! keep in the metastore, the block server API and the search API. Everything here is
+//! generated from `proto/*.proto`, plus the one convention every side shares: how an Arbor
+//! error code rides on a gRPC status.
 
 pub mod metastore {
     tonic::include_proto!("arbor.metastore");
@@ -12,6 +13,14 @@ pub mod records {
 
 pub mod namenode {
     tonic::include_proto!("arbor.namenode");
+}
+
+pub mod blockserver {
+    tonic::include_proto!("arbor.blockserver");
+}
+
+pub mod search {
+    tonic::include_proto!("arbor.search");
 }
 
 pub mod error;
