@@ -15,9 +15,15 @@ pub struct ShardConfig {
     pub intent_timeout: Duration,
     /// Upper bound of sled's page cache.
     pub cache_bytes: u64,
-    /// Log segments are kept until the log grows past this size (and only those below the
-    /// durable table marker are ever deleted).
+    /// With no change-log cursor registered, log segments are kept until the log grows past
+    /// this size (and only those below the durable table marker are ever deleted). With
+    /// cursors, segments below the lowest cursor go under the same size rule.
     pub log_retain_bytes: u64,
+    /// The log is kept from the lowest cursor on, but never grows past this size for it: past
+    /// it, the oldest segments go even if a cursor still needs them.
+    pub changes_retain_bytes: u64,
+    /// Nor are segments kept for a cursor once their newest record is older than this.
+    pub changes_retain_age: Duration,
     /// A segment is closed and a new one started once it holds this many bytes.
     pub segment_bytes: u64,
     /// How often the tables are flushed to disk, which lets old log segments go.
@@ -30,6 +36,8 @@ impl ShardConfig {
     pub const DEFAULT_INTENT_TIMEOUT: Duration = Duration::from_millis(5000);
     pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
     pub const DEFAULT_LOG_RETAIN_BYTES: u64 = 1 << 30;
+    pub const DEFAULT_CHANGES_RETAIN_BYTES: u64 = 1 << 30;
+    pub const DEFAULT_CHANGES_RETAIN_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
     pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
     pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
     pub const DEFAULT_TXN_RECORD_TTL: Duration = Duration::from_secs(3600);
@@ -42,6 +50,8 @@ impl ShardConfig {
             intent_timeout: Self::DEFAULT_INTENT_TIMEOUT,
             cache_bytes: Self::DEFAULT_CACHE_BYTES,
             log_retain_bytes: Self::DEFAULT_LOG_RETAIN_BYTES,
+            changes_retain_bytes: Self::DEFAULT_CHANGES_RETAIN_BYTES,
+            changes_retain_age: Self::DEFAULT_CHANGES_RETAIN_AGE,
             segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
             flush_interval: Self::DEFAULT_FLUSH_INTERVAL,
             txn_record_ttl: Self::DEFAULT_TXN_RECORD_TTL,

@@ -32,6 +32,13 @@ pub enum Error {
     /// gone). Asking again later may succeed.
     #[error("read blocked by an unfinished transaction: {0}")]
     Blocked(String),
+    /// A change-log record asked for is no longer kept: the log was trimmed past it. The
+    /// consumer cannot catch up from the log and must rebuild from a scan of the tables.
+    #[error(
+        "change log trimmed: sequence {wanted} is no longer kept, the oldest sequence kept is \
+         {first}; rebuild from a scan"
+    )]
+    Trimmed { wanted: u64, first: u64 },
     /// A background task or thread of the shard died.
     #[error("internal: {0}")]
     Internal(String),

@@ -14,8 +14,10 @@
 //! transaction's outcome is missing from the tables), publishes the applied seq, and only then
 //! answers their requests. So nothing is answered before its record is durable, the tables
 //! never hold a record that is not, and after a failed write nothing later is applied or
-//! acknowledged.
+//! acknowledged. Last, it hands the applied records to the change stream's live tail
+//! (`changelog::Publisher`), which therefore never sees a record that is not durable.
 
+use crate::changelog::{Live, Publisher};
 use crate::engine::{Engine, WriteBatch};
 use crate::error::{Error, Result};
 use crate::hlc::{Hlc, wall_ms};
@@ -196,6 +198,8 @@ struct Group {
     batch: WriteBatch,
     last_seq: u64,
     dones: Vec<Done>,
+    /// The group's log records, for the change stream once they are applied.
+    logged: Vec<LogRecord>,
     failed: Option<String>,
     /// The group's log sync, while it may still be in flight (none: nothing to sync).
     sync: Option<SyncTicket>,
@@ -246,6 +250,8 @@ pub struct Committer {
     pub applied_watch: watch::Sender<u64>,
     pub stats: Arc<Stats>,
     pub health: Health,
+    /// The change stream's live tail, fed by the applier.
+    pub live: Live,
 }
 
 /// What the committer is building for the current group.
@@ -254,6 +260,7 @@ struct Building {
     frames: Vec<u8>,
     batch: WriteBatch,
     dones: Vec<Done>,
+    logged: Vec<LogRecord>,
     first_seq: u64,
     records: u64,
 }
@@ -275,6 +282,7 @@ impl Committer {
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<Group>(APPLY_QUEUE);
         let applier = Applier {
+            publisher: Publisher::new(self.live.clone(), self.applied.load(Ordering::Acquire)),
             engine: self.engine.clone(),
             applied: self.applied.clone(),
             applied_watch: self.applied_watch.clone(),
@@ -348,6 +356,7 @@ impl Committer {
                 batch: WriteBatch::default(),
                 last_seq: self.next_seq - 1,
                 dones: b.dones,
+                logged: Vec::new(),
                 failed: Some(why),
                 sync: None,
             };
@@ -485,6 +494,7 @@ impl Committer {
             batch: b.batch,
             last_seq,
             dones: b.dones,
+            logged: b.logged,
             failed,
             sync,
         }
@@ -527,6 +537,7 @@ impl Committer {
             overlay.rows.insert(k.clone(), (seq, v.clone()));
             b.batch.ops.push((k, v));
         }
+        b.logged.push(record);
         b.records += 1;
         seq
     }
@@ -566,6 +577,7 @@ fn run_syncer(jobs: Arc<Mutex<std::sync::mpsc::Receiver<SyncJob>>>, stats: Arc<S
 
 /// The applier's state; lives on its own thread.
 struct Applier {
+    publisher: Publisher,
     engine: Arc<dyn Engine>,
     applied: Arc<AtomicU64>,
     applied_watch: watch::Sender<u64>,
@@ -577,6 +589,7 @@ struct Applier {
 impl Applier {
     fn run(self, rx: std::sync::mpsc::Receiver<Group>) {
         let Applier {
+            mut publisher,
             engine,
             applied,
             applied_watch,
@@ -620,13 +633,16 @@ impl Applier {
             };
             let mut batch = WriteBatch::default();
             let mut last_seq = None;
+            let mut logged = Vec::new();
             for g in &mut ready[..good] {
                 if !g.batch.is_empty() {
                     batch.ops.append(&mut g.batch.ops);
+                    logged.append(&mut g.logged);
                     last_seq = Some(g.last_seq);
                 }
             }
             let mut apply_failed = None;
+            let mut to_publish = None;
             if let Some(last_seq) = last_seq {
                 let applying = Instant::now();
                 keyspace::mark_applied(&mut batch, last_seq);
@@ -639,6 +655,7 @@ impl Applier {
                         applied_watch.send_replace(last_seq);
                         add_elapsed(&stats.apply_us, applying);
                         stats.applies.fetch_add(1, Ordering::Relaxed);
+                        to_publish = Some((last_seq, std::mem::take(&mut logged)));
                     }
                     // The records are durable in the log and will be replayed at the next open;
                     // until then the tables are behind.
@@ -662,6 +679,10 @@ impl Applier {
                 for d in g.dones {
                     d(failed);
                 }
+            }
+            // After the answers: subscribers are not on the commit path.
+            if let Some((last_seq, logged)) = to_publish {
+                publisher.publish(last_seq, logged);
             }
         }
     }

@@ -6,10 +6,13 @@
 //! maps onto the tables), [`txn`] (validation and counters), [`locks`] and [`intent`] (2PC),
 //! [`group_commit`] (the committer thread), [`trim`] (durable flush and log deletion),
 //! [`resolver`] (finishing abandoned transactions), [`read_resolve`] (reads finishing the
-//! transactions that write what they read), [`shard`] (the library face) and [`server`] (the
-//! gRPC face).
+//! transactions that write what they read), [`changelog`] and [`cursors`] (the change stream
+//! read from the log, and its consumers' positions), [`shard`] (the library face) and
+//! [`server`] (the gRPC face).
 
+pub mod changelog;
 pub mod config;
+pub mod cursors;
 pub mod engine;
 pub mod error;
 pub mod group_commit;

@@ -30,9 +30,19 @@ struct Args {
     /// Upper bound of the tables' page cache, in MiB.
     #[arg(long, env = "ARBOR_METASTORE_CACHE_MB", default_value_t = 256)]
     cache_mb: u64,
-    /// Log segments are kept until the log outgrows this many MiB.
+    /// Log segments no change-log cursor needs are kept until the log outgrows this many MiB.
     #[arg(long, env = "ARBOR_METASTORE_LOG_RETAIN_MB", default_value_t = 1024)]
     log_retain_mb: u64,
+    /// The log is kept from the lowest change-log cursor on, up to this many MiB.
+    #[arg(
+        long,
+        env = "ARBOR_METASTORE_CHANGES_RETAIN_MB",
+        default_value_t = 1024
+    )]
+    changes_retain_mb: u64,
+    /// Segments are kept for a change-log cursor for at most this many seconds (7 days).
+    #[arg(long, env = "ARBOR_METASTORE_CHANGES_RETAIN_SECS", default_value_t = 7 * 24 * 3600)]
+    changes_retain_secs: u64,
     /// Size of each log segment file (preallocated), in MiB.
     #[arg(long, env = "ARBOR_METASTORE_SEGMENT_MB", default_value_t = 64)]
     segment_mb: u64,
@@ -56,6 +66,8 @@ async fn main() -> anyhow::Result<()> {
     config.intent_timeout = Duration::from_millis(args.intent_timeout_ms);
     config.cache_bytes = args.cache_mb << 20;
     config.log_retain_bytes = args.log_retain_mb << 20;
+    config.changes_retain_bytes = args.changes_retain_mb << 20;
+    config.changes_retain_age = Duration::from_secs(args.changes_retain_secs);
     config.segment_bytes = args.segment_mb.max(1) << 20;
     config.txn_record_ttl = Duration::from_secs(args.txn_record_ttl_s);
     tracing::info!(?config, listen = %args.listen, "starting metastore shard");

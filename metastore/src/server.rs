@@ -26,6 +26,7 @@ impl From<Error> for Status {
                 Status::unavailable(msg)
             }
             Error::Corrupt { .. } => Status::data_loss(msg),
+            Error::Trimmed { .. } => Status::out_of_range(msg),
             Error::Io(_) | Error::Engine(_) | Error::Internal(_) => Status::internal(msg),
         }
     }
@@ -143,14 +144,72 @@ impl Metastore for MetastoreService {
     ) -> Result<Response<pb::StatusResponse>, Status> {
         Ok(Response::new(self.shard.status().await?))
     }
+
+    type SubscribeStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::ChangeBatch, Status>> + Send + 'static>,
+    >;
+
+    async fn subscribe(
+        &self,
+        req: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let r = req.into_inner();
+        let batches = self.shard.subscribe(r.from_seq, r.max_batch)?;
+        let stream = futures::stream::unfold(batches, |mut batches| async move {
+            let item = batches.recv().await?;
+            Some((item.map_err(Status::from), batches))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn set_cursor(
+        &self,
+        req: Request<pb::SetCursorRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        self.shard.set_cursor(r.consumer, r.seq).await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn list_cursors(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListCursorsResponse>, Status> {
+        let cursors = self
+            .shard
+            .list_cursors()
+            .into_iter()
+            .map(|c| pb::Cursor {
+                consumer: c.consumer,
+                seq: c.seq,
+                updated_ns: c.updated_ns,
+            })
+            .collect();
+        Ok(Response::new(pb::ListCursorsResponse { cursors }))
+    }
+
+    async fn delete_cursor(
+        &self,
+        req: Request<pb::DeleteCursorRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        // Deleting a cursor that does not exist is not an error: the outcome is the same.
+        self.shard.delete_cursor(req.into_inner().consumer).await?;
+        Ok(Response::new(pb::Empty {}))
+    }
 }
 
-/// Serves `shard` on `listener` until `shutdown` completes.
+/// Serves `shard` on `listener` until `shutdown` completes. Then the shard's change-stream
+/// subscriptions end, since a graceful stop waits for every open stream.
 pub async fn serve(
     shard: Shard,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let ending = shard.clone();
+    let shutdown = async move {
+        shutdown.await;
+        ending.end_subscriptions();
+    };
     tonic::transport::Server::builder()
         .add_service(MetastoreService::new(shard).into_server())
         .serve_with_incoming_shutdown(

@@ -7,8 +7,13 @@
 //! never sees a change that a crash could take back. Before reading, a read finishes (or waits
 //! out) the transactions prepared here that will write what it returns (`read_resolve`), so it
 //! never sees a cross-shard transaction half applied. Every change goes through the committer.
+//!
+//! The log is also the change log: `subscribe` streams it (`changelog`), consumers' cursors
+//! are kept beside it (`cursors`), and the trimmer keeps it from the lowest cursor on.
 
+use crate::changelog::{self, Batches, Feed};
 use crate::config::ShardConfig;
+use crate::cursors::{self, Cursor, Cursors};
 use crate::engine::{Engine, SledEngine, WriteBatch};
 use crate::error::{Error, Result};
 use crate::group_commit::{Committer, Health, QUEUE, Reply, Request, Stats};
@@ -20,7 +25,7 @@ use crate::keyspace::{self, DATA, INTENT};
 use crate::locks::ReadSet;
 use crate::read_resolve;
 use crate::resolver::{self, Primaries};
-use crate::trim::Trimmer;
+use crate::trim::{Retention, Trimmer};
 use crate::txn::{self, CommitOutcome};
 use crate::wal::{SegmentSet, Wal};
 use arbor_proto::metastore::{self as pb, PrepareRequest, Row, TxnBody};
@@ -67,6 +72,11 @@ struct Inner {
     stats: Arc<Stats>,
     health: Health,
     segments: SegmentSet,
+    cursors: Arc<Cursors>,
+    /// What subscriptions read from.
+    feed: Feed,
+    /// Set when the shard closes (or its server stops): subscriptions end.
+    closing: watch::Sender<bool>,
     committer: Mutex<Vec<JoinHandle<()>>>,
     trimmer: Mutex<Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>>,
     resolver: Mutex<Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>>,
@@ -99,6 +109,7 @@ pub struct CommitStats {
 struct Recovered {
     engine: Arc<dyn Engine>,
     wal: Wal,
+    cursors: Cursors,
     participant: Participant,
     marker: u64,
     next_seq: u64,
@@ -126,6 +137,7 @@ fn recover(config: &ShardConfig) -> Result<Recovered> {
     std::fs::create_dir_all(&config.dir)?;
     let engine: Arc<dyn Engine> =
         Arc::new(SledEngine::open(&config.tables_dir(), config.cache_bytes)?);
+    let cursors = Cursors::open(&config.dir)?;
     let marker = keyspace::decode_marker(engine.get(keyspace::APPLIED)?.as_deref())?;
     let mut batch = WriteBatch::default();
     let mut pending = 0usize;
@@ -158,11 +170,14 @@ fn recover(config: &ShardConfig) -> Result<Recovered> {
         last_seq = rec.last_seq,
         cut_bytes = rec.cut_bytes,
         intents = participant.summaries().len(),
+        first_retained = wal.segments().first_seq(),
+        cursors = cursors.list().len(),
         "shard recovered"
     );
     Ok(Recovered {
         engine,
         wal,
+        cursors,
         participant,
         marker: last,
         next_seq: rec.last_seq.max(last) + 1,
@@ -183,6 +198,16 @@ impl Shard {
         let stats = Arc::new(Stats::default());
         let health = Health::default();
         let segments = rec.wal.segments();
+        let cursors = Arc::new(rec.cursors);
+        let live = changelog::live_channel();
+        let (closing, closing_rx) = watch::channel(false);
+        let feed = Feed {
+            segments: segments.clone(),
+            applied: applied.clone(),
+            live: live.downgrade(),
+            closing: closing_rx,
+            lagged: Arc::new(AtomicU64::new(0)),
+        };
         let (requests, rx) = mpsc::channel(QUEUE);
         let committer = Committer {
             rx,
@@ -195,6 +220,7 @@ impl Shard {
             applied_watch: applied_tx,
             stats: stats.clone(),
             health: health.clone(),
+            live,
         }
         .spawn(config.shard)?;
         let trimmer = Trimmer {
@@ -202,7 +228,12 @@ impl Shard {
             applied: applied.clone(),
             durable: durable.clone(),
             segments: segments.clone(),
-            retain_bytes: config.log_retain_bytes,
+            cursors: cursors.clone(),
+            retention: Retention {
+                log_bytes: config.log_retain_bytes,
+                changes_bytes: config.changes_retain_bytes,
+                changes_age: config.changes_retain_age,
+            },
             interval: config.flush_interval,
             txn_record_ttl: config.txn_record_ttl,
             requests: requests.clone(),
@@ -223,6 +254,9 @@ impl Shard {
             stats,
             health,
             segments,
+            cursors,
+            feed,
+            closing,
             committer: Mutex::new(committer),
             trimmer: Mutex::new(Some((trim_stop, trim_thread))),
             resolver: Mutex::new(None),
@@ -456,13 +490,87 @@ impl Shard {
             intents,
             rows,
             intent_timeout_ms: self.inner.config.intent_timeout.as_millis() as u64,
+            first_retained_seq: self.first_retained_seq(),
         })
+    }
+
+    /// The oldest seq still in the log: a subscription can start there.
+    pub fn first_retained_seq(&self) -> u64 {
+        self.inner
+            .segments
+            .first_seq()
+            .unwrap_or_else(|| self.applied_seq() + 1)
+    }
+
+    /// Streams the committed changes from `from_seq` on (0: the oldest retained record), then
+    /// the new ones as they become durable, until the consumer drops the receiver or the shard
+    /// closes (the last item is then [`Error::Closed`]). Fails at once with
+    /// [`Error::Trimmed`] if `from_seq` is no longer in the log, or [`Error::InvalidArgument`]
+    /// if it is beyond the next sequence. A consumer resumes from its last batch's
+    /// `through_seq + 1`.
+    pub fn subscribe(&self, from_seq: u64, max_batch: u32) -> Result<Batches> {
+        if let Some(why) = self.inner.health.failure() {
+            return Err(Error::Failed(why));
+        }
+        changelog::subscribe(&self.inner.feed, from_seq, max_batch)
+    }
+
+    /// Registers `consumer`'s cursor or moves it to `seq`, the first sequence it still needs
+    /// (0: the oldest retained record). Durable when it returns. A `seq` no longer in the log
+    /// fails with [`Error::Trimmed`]; one beyond the next sequence with
+    /// [`Error::InvalidArgument`].
+    pub async fn set_cursor(&self, consumer: String, seq: u64) -> Result<()> {
+        cursors::check_name(&consumer)?;
+        let shard = self.clone();
+        blocking(move || {
+            let inner = &shard.inner;
+            inner.cursors.set(&consumer, seq, |seq| {
+                // Under the cursor table's lock: the trimmer cannot delete meanwhile.
+                let next = inner.applied.load(Ordering::Acquire) + 1;
+                let first = inner.segments.first_seq().unwrap_or(next);
+                if seq > next {
+                    return Err(Error::InvalidArgument(format!(
+                        "cursor {seq} is beyond the next sequence {next}"
+                    )));
+                }
+                match seq {
+                    0 => Ok(first),
+                    s if s < first => Err(Error::Trimmed { wanted: s, first }),
+                    s => Ok(s),
+                }
+            })
+        })
+        .await
+    }
+
+    /// Times a subscriber fell behind the live tail and read what it missed from the log.
+    pub fn subscriber_lags(&self) -> u64 {
+        self.inner.feed.lagged.load(Ordering::Relaxed)
+    }
+
+    /// Every registered cursor, by consumer name.
+    pub fn list_cursors(&self) -> Vec<Cursor> {
+        self.inner.cursors.list()
+    }
+
+    /// Removes `consumer`'s cursor (true if it had one); durable when it returns.
+    pub async fn delete_cursor(&self, consumer: String) -> Result<bool> {
+        let cursors = self.inner.cursors.clone();
+        blocking(move || cursors.delete(&consumer)).await
+    }
+
+    /// Ends every subscription (their last item is [`Error::Closed`]) and refuses new ones;
+    /// the shard goes on serving everything else. A server stopping calls it so that its open
+    /// streams do not hold it up.
+    pub fn end_subscriptions(&self) {
+        self.inner.closing.send_replace(true);
     }
 
     /// Stops the shard: requests already queued are finished, later ones fail with
     /// [`Error::Closed`], and the tables are flushed durably. The files are released when the
     /// last handle is dropped.
     pub async fn close(&self) -> Result<()> {
+        self.end_subscriptions();
         let resolver = self.inner.resolver.lock().take();
         if let Some((stop, task)) = resolver {
             let _ = stop.send(true);

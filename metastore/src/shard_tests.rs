@@ -626,7 +626,7 @@ async fn resolve_outcomes_on_the_primary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_resolver_finishes_what_a_vanished_coordinator_left() {
-    let primary_addr = "127.0.0.1:19101";
+    let primary_addr = "127.0.0.1:19401";
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
     let mut cfg_a = config(dir_a.path(), 0);
@@ -695,7 +695,7 @@ async fn the_resolver_finishes_what_a_vanished_coordinator_left() {
             b"T3",
             1,
             0,
-            "127.0.0.1:19102",
+            "127.0.0.1:19402",
             body(vec![put(b"t3-b", b"")])
         ))
         .await
@@ -890,7 +890,7 @@ fn kv(k: &[u8], v: &[u8]) -> (Vec<u8>, Vec<u8>) {
 /// intent timeout is 30 s, so the background resolver cannot be what does it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_on_a_participant_finishes_what_its_primary_committed() {
-    let primary_addr = "127.0.0.1:19601";
+    let primary_addr = "127.0.0.1:19421";
     let (a, b, _dirs) = two_shards(Duration::from_secs(30)).await;
     let served = Served::start(&a, primary_addr).await;
     let base = committed(&b, body(vec![put(b"x", b"old"), put(b"dir/a", b"old")])).await;
@@ -1017,7 +1017,7 @@ async fn a_read_on_a_participant_finishes_what_its_primary_committed() {
 /// right after an abort. Reads of other keys do not wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_wait_for_an_undecided_primary() {
-    let primary_addr = "127.0.0.1:19602";
+    let primary_addr = "127.0.0.1:19422";
     let (a, b, _dirs) = two_shards(Duration::from_secs(30)).await;
     let served = Served::start(&a, primary_addr).await;
     committed(&a, body(vec![put(b"on-a", b"old")])).await;
@@ -1107,8 +1107,8 @@ async fn reads_wait_for_an_undecided_primary() {
 /// intent aborts it and reads the old rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocked_reads_give_up_or_resolve_an_expired_intent() {
-    let gone_primary = "127.0.0.1:19604";
-    let served_addr = "127.0.0.1:19605";
+    let gone_primary = "127.0.0.1:19424";
+    let served_addr = "127.0.0.1:19425";
     let timeout = Duration::from_millis(300);
     let (a, b, _dirs) = two_shards(timeout).await;
     committed(&b, body(vec![put(b"k", b"old")])).await;
@@ -1190,7 +1190,7 @@ async fn readers_racing_a_decide_never_see_the_old_rows() {
             &txn,
             1,
             0,
-            "127.0.0.1:19603",
+            "127.0.0.1:19423",
             body(vec![put(b"k", &round.to_le_bytes()), put(&entry, b"")]),
         );
         req.participants = vec![0, 1];

@@ -6,6 +6,8 @@
 //! hybrid-logical-clock stamp, transaction id, then the operations. Segment `N.wal` holds the
 //! records from seq `N` on; records are contiguous in seq across segments. At open a torn tail
 //! (short frame or bad CRC) of the last segment is cut; damage anywhere else refuses the open.
+//! Segments are never rewritten once closed, so [`LogReader`] can read them (and the durable part
+//! of the active one) while the writer appends: the log doubles as the shard's change log.
 
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
@@ -243,6 +245,22 @@ struct Segment {
     /// Bytes on disk (the preallocated size, or more if a group overflowed it).
     len: u64,
     path: PathBuf,
+    /// When the segment was closed (its newest record is about that old), in Unix ms; `None`
+    /// while it is the active one.
+    sealed_ms: Option<u64>,
+}
+
+/// What a retention policy is told about the oldest segment when it decides whether it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// The first seq it holds.
+    pub first_seq: u64,
+    /// The last seq it holds (the next segment's base minus one).
+    pub last_seq: u64,
+    /// When it was closed, in Unix ms.
+    pub sealed_ms: u64,
+    /// Bytes of the whole log, this segment included.
+    pub log_bytes: u64,
 }
 
 /// The list of segments, shared between the writer (which appends and rolls) and the trimmer
@@ -272,12 +290,29 @@ impl SegmentSet {
     /// segments whose every record is at or below `durable_seq` (already durable in the
     /// tables). Returns the bases of the deleted segments.
     pub fn trim(&self, durable_seq: u64, retain_bytes: u64) -> Result<Vec<u64>> {
+        self.trim_with(durable_seq, |seg| seg.log_bytes > retain_bytes)
+    }
+
+    /// Deletes the oldest segments, one at a time, while `wanted` says the oldest may go and
+    /// every record in it is at or below `durable_seq`. The active segment always stays, and
+    /// only a prefix of the log goes, so what remains stays contiguous. Returns the bases of the
+    /// deleted segments.
+    pub fn trim_with(
+        &self,
+        durable_seq: u64,
+        mut wanted: impl FnMut(&SegmentInfo) -> bool,
+    ) -> Result<Vec<u64>> {
         let mut deleted = Vec::new();
         let mut list = self.inner.lock();
         let mut total: u64 = list.iter().map(|s| s.len).sum();
-        while list.len() >= 2 && total > retain_bytes {
-            let last_in_first = list[1].base.saturating_sub(1);
-            if last_in_first > durable_seq {
+        while list.len() >= 2 {
+            let info = SegmentInfo {
+                first_seq: list[0].base,
+                last_seq: list[1].base.saturating_sub(1),
+                sealed_ms: list[0].sealed_ms.unwrap_or(u64::MAX),
+                log_bytes: total,
+            };
+            if info.last_seq > durable_seq || !wanted(&info) {
                 break;
             }
             let seg = list.remove(0);
@@ -286,6 +321,22 @@ impl SegmentSet {
             deleted.push(seg.base);
         }
         Ok(deleted)
+    }
+
+    /// The segment that holds `seq` (the one with the largest base at or below it): its base
+    /// and path. `None` if the oldest segment starts after `seq`.
+    fn holding(&self, seq: u64) -> Option<(u64, PathBuf)> {
+        let list = self.inner.lock();
+        let i = list.partition_point(|s| s.base <= seq);
+        (i > 0).then(|| (list[i - 1].base, list[i - 1].path.clone()))
+    }
+
+    /// The path of the segment that starts at exactly `base`, if the log has one.
+    fn starting_at(&self, base: u64) -> Option<PathBuf> {
+        let list = self.inner.lock();
+        list.binary_search_by_key(&base, |s| s.base)
+            .ok()
+            .map(|i| list[i].path.clone())
     }
 }
 
@@ -410,13 +461,25 @@ fn list_segments(dir: &Path) -> Result<Vec<Segment>> {
         else {
             continue;
         };
+        let meta = entry.metadata()?;
+        // A closed segment is last written when its newest record is: its modification time
+        // is that record's age (the active one is reset below).
+        let sealed_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64);
         list.push(Segment {
             base,
-            len: entry.metadata()?.len(),
+            len: meta.len(),
             path: entry.path(),
+            sealed_ms: Some(sealed_ms.unwrap_or(0)),
         });
     }
     list.sort_by_key(|s| s.base);
+    if let Some(last) = list.last_mut() {
+        last.sealed_ms = None;
+    }
     Ok(list)
 }
 
@@ -529,6 +592,7 @@ impl Wal {
                     base,
                     len: segment_bytes,
                     path,
+                    sealed_ms: None,
                 });
                 (file, 0, base)
             }
@@ -595,13 +659,237 @@ impl Wal {
         self.spares.request();
         self.file = Arc::new(OpenOptions::new().write(true).open(&path)?);
         self.active_len = 0;
-        self.segments.inner.lock().push(Segment {
+        let mut list = self.segments.inner.lock();
+        if let Some(last) = list.last_mut() {
+            last.sealed_ms = Some(crate::hlc::wall_ms());
+        }
+        list.push(Segment {
             base,
             len: self.segment_bytes,
             path,
+            sealed_ms: None,
         });
+        drop(list);
         tracing::debug!(base, "started log segment");
         Ok(())
+    }
+}
+
+/// Bytes read from a segment at once by a [`LogReader`].
+const READ_CHUNK: usize = 256 << 10;
+
+/// The seq of a payload, read without decoding the rest of it.
+fn peek_seq(payload: &[u8]) -> Result<u64> {
+    let mut r = Reader { buf: payload };
+    r.u8()?;
+    r.u64()
+}
+
+/// One segment file open for reading, with a window of its bytes.
+struct OpenSegment {
+    base: u64,
+    file: File,
+    /// Where the next frame starts.
+    offset: u64,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    buf_at: u64,
+}
+
+impl OpenSegment {
+    /// Makes `buf` hold at least `n` bytes from `offset`, reading the file again if it does
+    /// not. False if the file ends first.
+    fn fill(&mut self, n: usize) -> Result<bool> {
+        let have = if self.offset >= self.buf_at {
+            (self.buf.len() as u64).saturating_sub(self.offset - self.buf_at) as usize
+        } else {
+            0
+        };
+        if have >= n {
+            return Ok(true);
+        }
+        self.buf.resize(n.max(READ_CHUNK), 0);
+        let mut got = 0;
+        while got < self.buf.len() {
+            match self
+                .file
+                .read_at(&mut self.buf[got..], self.offset + got as u64)
+            {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.buf.truncate(got);
+        self.buf_at = self.offset;
+        Ok(got >= n)
+    }
+
+    /// The payload of the whole, valid frame at `offset` (a range of `buf`), or `None` where
+    /// the written records end.
+    fn frame(&mut self) -> Result<Option<std::ops::Range<usize>>> {
+        if let Some(range) = self.parse()? {
+            return Ok(Some(range));
+        }
+        // The window may have been read before the writer appended what follows: only bytes
+        // read now can tell where the records end.
+        self.parse()
+    }
+
+    /// [`OpenSegment::frame`] on the bytes of the window, read if missing. On failure the
+    /// window is dropped, so that the next call reads the file again.
+    fn parse(&mut self) -> Result<Option<std::ops::Range<usize>>> {
+        if !self.fill(HEADER)? {
+            self.buf.clear();
+            return Ok(None);
+        }
+        let at = (self.offset - self.buf_at) as usize;
+        let mut len4 = [0u8; 4];
+        len4.copy_from_slice(&self.buf[at..at + 4]);
+        let len = u32::from_le_bytes(len4) as usize;
+        if len > MAX_PAYLOAD || !self.fill(HEADER + len)? {
+            self.buf.clear();
+            return Ok(None);
+        }
+        let at = (self.offset - self.buf_at) as usize;
+        let mut crc4 = [0u8; 4];
+        crc4.copy_from_slice(&self.buf[at + 4..at + 8]);
+        let mut h = crc32fast::Hasher::new();
+        h.update(&len4);
+        h.update(&self.buf[at + HEADER..at + HEADER + len]);
+        if h.finalize() != u32::from_le_bytes(crc4) {
+            self.buf.clear();
+            return Ok(None);
+        }
+        Ok(Some(at + HEADER..at + HEADER + len))
+    }
+}
+
+/// Reads the log's records in seq order from a chosen seq on, while the writer appends and the
+/// trimmer deletes. It holds at most one segment open and a window of a few hundred KiB of it
+/// (or one record, if larger), however far it reads.
+///
+/// The caller says how far to read (`upto`): only records known durable may be asked for,
+/// because the active segment also holds records written but not yet synced. A record that is
+/// no longer in the log (its segment deleted) is an [`Error::Trimmed`], never a silent skip.
+pub struct LogReader {
+    segments: SegmentSet,
+    /// The seq of the next record to return.
+    next: u64,
+    open: Option<OpenSegment>,
+}
+
+impl LogReader {
+    /// A reader whose first record will be `from`.
+    pub fn new(segments: SegmentSet, from: u64) -> Self {
+        Self {
+            segments,
+            next: from,
+            open: None,
+        }
+    }
+
+    /// The seq of the next record it returns.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// Moves the reader forward to `seq` (records before it will be skipped); it never moves
+    /// back, so a smaller `seq` changes nothing.
+    pub fn skip_to(&mut self, seq: u64) {
+        if seq <= self.next {
+            return;
+        }
+        self.next = seq;
+        // Reading on through the open segment only leads to `seq` if it is in there.
+        if let Some(open) = &self.open
+            && self.segments.holding(seq).map(|(base, _)| base) != Some(open.base)
+        {
+            self.open = None;
+        }
+    }
+
+    fn trimmed(&self) -> Error {
+        Error::Trimmed {
+            wanted: self.next,
+            first: self.segments.first_seq().unwrap_or(self.next),
+        }
+    }
+
+    /// Opens the segment holding `self.next` (the one starting there if `exact`).
+    fn open_segment(&mut self, exact: bool) -> Result<()> {
+        let found = if exact {
+            self.segments
+                .starting_at(self.next)
+                .map(|path| (self.next, path))
+        } else {
+            self.segments.holding(self.next)
+        };
+        let Some((base, path)) = found else {
+            return Err(
+                if self.segments.first_seq().is_some_and(|f| f > self.next) {
+                    self.trimmed()
+                } else {
+                    Error::corrupt("log", format!("record {} is missing", self.next))
+                },
+            );
+        };
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            // Deleted by the trimmer since the list was read.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(self.trimmed()),
+            Err(e) => return Err(e.into()),
+        };
+        self.open = Some(OpenSegment {
+            base,
+            file,
+            offset: 0,
+            buf: Vec::new(),
+            buf_at: 0,
+        });
+        Ok(())
+    }
+
+    /// The next record, if its seq is at most `upto`; `None` once the reader is past `upto`.
+    /// Every record up to `upto` must be durable in the log.
+    pub fn next_record(&mut self, upto: u64) -> Result<Option<LogRecord>> {
+        while self.next <= upto {
+            let Some(seg) = self.open.as_mut() else {
+                self.open_segment(false)?;
+                continue;
+            };
+            let Some(range) = seg.frame()? else {
+                // This segment's records end here: the next one starts at `self.next`.
+                let base = seg.base;
+                if base == self.next && seg.offset == 0 {
+                    return Err(Error::corrupt(
+                        "log",
+                        format!("segment {base} holds no record {base}"),
+                    ));
+                }
+                self.open = None;
+                self.open_segment(true)?;
+                continue;
+            };
+            let payload = &seg.buf[range.clone()];
+            let seq = peek_seq(payload)?;
+            if seq < self.next {
+                seg.offset += (HEADER + range.len()) as u64;
+                continue;
+            }
+            if seq != self.next {
+                return Err(Error::corrupt(
+                    "log",
+                    format!("expected record {}, found {seq}", self.next),
+                ));
+            }
+            let record = decode_payload(payload)?;
+            seg.offset += (HEADER + range.len()) as u64;
+            self.next += 1;
+            return Ok(Some(record));
+        }
+        Ok(None)
     }
 }
 
@@ -787,5 +1075,54 @@ mod tests {
         let (seen, rec) = replay_all(dir.path(), 10);
         assert_eq!(seen, vec![record(11)]);
         assert_eq!(rec.last_seq, 11);
+    }
+
+    #[test]
+    fn the_reader_follows_appends_across_segments_and_reports_trimmed_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 400, 0, |_| Ok(())).unwrap();
+        write(&mut wal, 1..=2);
+        let mut r = LogReader::new(wal.segments(), 1);
+        assert_eq!(r.next_record(2).unwrap(), Some(record(1)));
+        assert_eq!(r.next_record(2).unwrap(), Some(record(2)));
+        // Nothing beyond what it is allowed to read, even though more may be written.
+        assert_eq!(r.next_record(2).unwrap(), None);
+        // Its window of the active segment was read before these were appended.
+        write(&mut wal, 3..=3);
+        assert_eq!(r.next_record(3).unwrap(), Some(record(3)));
+        for s in 4..=12 {
+            write(&mut wal, s..=s);
+        }
+        assert!(wal.segments().count() >= 4);
+        let mut got = Vec::new();
+        while let Some(rec) = r.next_record(12).unwrap() {
+            got.push(rec);
+        }
+        assert_eq!(got, (4..=12).map(record).collect::<Vec<_>>());
+        assert_eq!(r.position(), 13);
+
+        // Skipping ahead into a later segment, from a reader open on an early one.
+        let mut r = LogReader::new(wal.segments(), 1);
+        assert_eq!(r.next_record(12).unwrap(), Some(record(1)));
+        r.skip_to(11);
+        assert_eq!(r.next_record(12).unwrap(), Some(record(11)));
+        r.skip_to(3);
+        assert_eq!(r.next_record(12).unwrap(), Some(record(12)));
+
+        // Records whose segment is gone are reported, not skipped.
+        let set = wal.segments();
+        set.trim(8, 0).unwrap();
+        let first = set.first_seq().unwrap();
+        assert!(first > 1);
+        let mut r = LogReader::new(set.clone(), 1);
+        match r.next_record(12) {
+            Err(Error::Trimmed {
+                wanted: 1,
+                first: f,
+            }) => assert_eq!(f, first),
+            other => panic!("{other:?}"),
+        }
+        let mut r = LogReader::new(set, first);
+        assert_eq!(r.next_record(12).unwrap(), Some(record(first)));
     }
 }

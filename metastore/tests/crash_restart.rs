@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
-const ADDR: &str = "127.0.0.1:19110";
+const ADDR: &str = "127.0.0.1:19411";
 const CLIENTS: u64 = 16;
 
 /// Starts the shard and waits for its "listening" line.
@@ -49,7 +49,7 @@ fn start(dir: &Path) -> Child {
 }
 
 async fn client() -> MetastoreClient<Channel> {
-    let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:19110")
+    let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:19411")
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(5))
         .connect()
