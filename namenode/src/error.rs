@@ -36,6 +36,16 @@ pub enum NnError {
     Busy(String),
     #[error("`{0}': Device or resource busy: the root directory cannot be removed or renamed")]
     Root(String),
+    /// Another writer holds the file's lease (the full HDFS-like message).
+    #[error("{0}")]
+    LeaseHeld(String),
+    /// The caller's lease on the file is gone.
+    #[error("{0}")]
+    LeaseExpired(String),
+    #[error("{0}")]
+    NoSpace(String),
+    #[error("{0}")]
+    BlockMissing(String),
     /// A transaction failure; `Conflict` makes the runner start the operation over.
     #[error(transparent)]
     Txn(#[from] TxnError),
@@ -84,6 +94,10 @@ impl NnError {
             NnError::NoXattr { .. } => ErrorCode::NoXattr,
             NnError::Busy(_) => ErrorCode::Busy,
             NnError::Root(_) => ErrorCode::Root,
+            NnError::LeaseHeld(_) => ErrorCode::LeaseHeld,
+            NnError::LeaseExpired(_) => ErrorCode::LeaseExpired,
+            NnError::NoSpace(_) => ErrorCode::NoSpace,
+            NnError::BlockMissing(_) => ErrorCode::BlockMissing,
             NnError::Txn(TxnError::Conflict(_)) => ErrorCode::Busy,
             NnError::Txn(TxnError::Unavailable(_)) | NnError::Txn(TxnError::Unknown(_)) => {
                 ErrorCode::Unavailable

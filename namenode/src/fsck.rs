@@ -6,7 +6,13 @@
 //! - each directory's InodeRecord.parent is the directory whose dentry names it, and no
 //!   directory is named twice; a file's nlink is the number of dentries naming it;
 //! - no counter, xattr or `todelete` row outlives its inode;
-//! - no transaction stays prepared longer than the intent timeout.
+//! - no transaction stays prepared longer than the intent timeout;
+//! - the data path: no block, inline, lease or pending row outlives its file; a file is inline
+//!   or has blocks, not both; block indexes run 0..n with each offset the previous block's
+//!   end, and the data adds up to the file's size; every block has at least k good shards (a
+//!   missing block makes the report unhealthy and names the file and the block). Blocks with
+//!   some shard lost, on a dead server or reported corrupt are counted as under strength but
+//!   are not a problem (the leader rebuilds them), as in HDFS.
 //!
 //! Counts (directories, files, symlinks, bytes) are for the subtree of the path asked about;
 //! the checks are always global. It reads committed rows without a snapshot, so on a busy
@@ -16,10 +22,14 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use arbor_proto::namenode::FsckReply;
-use arbor_proto::records::{DeleteRecord, DentryRecord, InodeKind, InodeRecord};
+use arbor_proto::records::{
+    BadShardRecord, BlockRecord, BlockServerRecord, DeleteRecord, DentryRecord, InodeKind,
+    InodeRecord,
+};
 use prost::Message;
 
 use crate::attrs::{dentry_kind, kind_of};
+use crate::data::{DataConfig, repair, servers};
 use crate::error::NnError;
 use crate::keys::{self, DirCounter, Ino, ROOT_INO};
 use crate::path::NsPath;
@@ -36,6 +46,11 @@ struct Rows {
     counters: HashMap<Ino, [i64; 4]>,
     xattr_owners: HashSet<Ino>,
     detached: Vec<DeleteRecord>,
+    blocks: HashMap<Ino, Vec<(u64, BlockRecord)>>,
+    inline: HashMap<Ino, u64>,
+    data_owners: HashSet<(u8, Ino)>,
+    reported: HashMap<(u64, u32), BadShardRecord>,
+    servers: HashMap<u64, BlockServerRecord>,
 }
 
 fn ino_of(key: &[u8]) -> Option<Ino> {
@@ -82,6 +97,32 @@ async fn load<S: Store>(store: &S, problems: &mut Vec<String>) -> Result<Rows, N
                         }
                     }
                     Some(keys::TODELETE) => rows.detached.push(DeleteRecord::decode(value)?),
+                    Some(keys::BLOCK) => {
+                        if let Some((ino, index)) = keys::block_key_parts(key) {
+                            rows.blocks
+                                .entry(ino)
+                                .or_default()
+                                .push((index, BlockRecord::decode(value)?));
+                        }
+                    }
+                    Some(keys::INLINE) => {
+                        if let Some(ino) = ino_of(key) {
+                            rows.inline.insert(ino, value.len() as u64);
+                        }
+                    }
+                    Some(t @ (keys::WRITE_LEASE | keys::PENDING)) => {
+                        if let Some(ino) = ino_of(key) {
+                            rows.data_owners.insert((t, ino));
+                        }
+                    }
+                    Some(keys::BAD_SHARD) => {
+                        let r = BadShardRecord::decode(value)?;
+                        rows.reported.insert((r.block_id, r.index), r);
+                    }
+                    Some(keys::BLOCK_SERVER) => {
+                        let r = BlockServerRecord::decode(value)?;
+                        rows.servers.insert(r.server_id, r);
+                    }
                     _ => {}
                 }
             }
@@ -101,8 +142,110 @@ fn join(parent: &str, name: &str) -> String {
     format!("{}/{name}", parent.trim_end_matches('/'))
 }
 
-/// Checks the whole namespace; counts the subtree at `path`.
+/// Checks the whole namespace; counts the subtree at `path` (with the default data settings).
 pub async fn fsck<S: Store>(store: &S, path: &str) -> Result<FsckReply, NnError> {
+    fsck_with(store, path, &DataConfig::default()).await
+}
+
+/// The health of one file's data, for the counts.
+#[derive(Default)]
+struct DataHealth {
+    blocks: u64,
+    under_strength: u64,
+    missing: u64,
+    corrupt: u64,
+}
+
+/// Checks one file's data rows; returns its health.
+fn check_file_data(
+    ino: Ino,
+    inode: &InodeRecord,
+    name: &str,
+    rows: &Rows,
+    config: &DataConfig,
+    now: i64,
+    problems: &mut Vec<String>,
+) -> DataHealth {
+    let mut health = DataHealth::default();
+    let blocks = rows.blocks.get(&ino).map(Vec::as_slice).unwrap_or(&[]);
+    let inline = rows.inline.get(&ino);
+    if let Some(len) = inline {
+        if !blocks.is_empty() {
+            problems.push(format!(
+                "{name}: has both inline data and {} blocks",
+                blocks.len()
+            ));
+        } else if *len != inode.size {
+            problems.push(format!(
+                "{name}: size is {} but the inline data holds {len} bytes",
+                inode.size
+            ));
+        }
+    }
+    if blocks.is_empty() {
+        return health;
+    }
+    let mut offset = 0u64;
+    for (expect, (index, b)) in blocks.iter().enumerate() {
+        if *index != expect as u64 {
+            problems.push(format!("{name}: block index {expect} is missing"));
+            break;
+        }
+        if b.offset != offset {
+            problems.push(format!(
+                "{name}: block {index} (id {}) starts at {} but the previous block ends at {offset}",
+                b.block_id, b.offset
+            ));
+        }
+        offset = offset.saturating_add(b.length);
+        if b.shards.is_empty() {
+            continue;
+        }
+        health.blocks += 1;
+        let Some(pol) = &b.policy else {
+            problems.push(format!("{name}: block {} has no policy", b.block_id));
+            continue;
+        };
+        let mut bad = 0usize;
+        for s in &b.shards {
+            if let Some(why) =
+                repair::shard_is_bad(s, b.block_id, &rows.servers, &rows.reported, config, now)
+            {
+                bad += 1;
+                if why == "reported bad" {
+                    health.corrupt += 1;
+                }
+            }
+        }
+        let good = b.shards.len().saturating_sub(bad);
+        if bad > 0 {
+            health.under_strength += 1;
+        }
+        if good < pol.data_shards as usize {
+            health.missing += 1;
+            problems.push(format!(
+                "{name}: block {} (index {index}) is MISSING: {good} of {} shards are good, {} needed",
+                b.block_id,
+                b.shards.len(),
+                pol.data_shards
+            ));
+        }
+    }
+    if offset != inode.size {
+        problems.push(format!(
+            "{name}: size is {} but its blocks hold {offset} bytes",
+            inode.size
+        ));
+    }
+    health
+}
+
+/// Checks the whole namespace; counts the subtree at `path`.
+pub async fn fsck_with<S: Store>(
+    store: &S,
+    path: &str,
+    config: &DataConfig,
+) -> Result<FsckReply, NnError> {
     let started = Instant::now();
     let path = NsPath::parse(path)?;
     let mut problems = Vec::new();
@@ -279,6 +422,52 @@ pub async fn fsck<S: Store>(store: &S, path: &str) -> Result<FsckReply, NnError>
     for ino in stray {
         problems.push(format!("xattr rows of missing inode {ino}"));
     }
+    let is_file = |ino: &Ino| {
+        rows.inodes
+            .get(ino)
+            .is_some_and(|i| kind_of(i) == InodeKind::File)
+    };
+    let mut stray: Vec<(Ino, &str)> = rows
+        .blocks
+        .keys()
+        .map(|i| (*i, "block"))
+        .chain(rows.inline.keys().map(|i| (*i, "inline data")))
+        .chain(rows.data_owners.iter().map(|(t, i)| {
+            (
+                *i,
+                if *t == keys::WRITE_LEASE {
+                    "write lease"
+                } else {
+                    "pending block"
+                },
+            )
+        }))
+        .filter(|(ino, _)| !is_file(ino))
+        .collect();
+    stray.sort();
+    for (ino, what) in stray {
+        problems.push(format!("{what} rows of missing file {ino}"));
+    }
+    let now = crate::attrs::now_ns();
+    let mut health: HashMap<Ino, DataHealth> = HashMap::new();
+    let mut files: Vec<_> = rows
+        .inodes
+        .iter()
+        .filter(|(_, i)| kind_of(i) == InodeKind::File)
+        .collect();
+    files.sort_by_key(|(ino, _)| **ino);
+    for (ino, inode) in files {
+        let h = check_file_data(
+            *ino,
+            inode,
+            &name_of(ino),
+            &rows,
+            config,
+            now,
+            &mut problems,
+        );
+        health.insert(*ino, h);
+    }
 
     let timeout = store.intent_timeout_ms();
     for i in &intents {
@@ -326,10 +515,23 @@ pub async fn fsck<S: Store>(store: &S, path: &str) -> Result<FsckReply, NnError>
             _ => {
                 reply.files += 1;
                 reply.total_size += inode.size;
+                if let Some(h) = health.get(&ino) {
+                    reply.blocks += h.blocks;
+                    reply.under_strength_blocks += h.under_strength;
+                    reply.missing_blocks += h.missing;
+                    reply.corrupt_shards += h.corrupt;
+                }
             }
         }
     }
 
+    for server in rows.servers.values() {
+        if servers::is_alive(server, config, now) {
+            reply.live_block_servers += 1;
+        } else {
+            reply.dead_block_servers += 1;
+        }
+    }
     reply.healthy = problems.is_empty();
     if problems.len() > MAX_LINES {
         let more = problems.len() - MAX_LINES;

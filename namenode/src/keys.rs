@@ -9,11 +9,20 @@
 //! | `I ‖ ino` | `InodeRecord` | vpart(ino) |
 //! | `C ‖ ino` | directory counter row (see [`DirCounter`]) | vpart(ino) |
 //! | `X ‖ ino ‖ name` | xattr value | vpart(ino) |
-//! | `B ‖ ino ‖ index` | block meta (data path) | vpart(ino) |
-//! | `L ‖ ino` | inline file data (data path) | vpart(ino) |
+//! | `B ‖ ino ‖ index` | `BlockRecord` (index big-endian u64: blocks in file order) | vpart(ino) |
+//! | `L ‖ ino` | inline file data: the whole file's bytes | vpart(ino) |
+//! | `W ‖ ino` | `WriteLease`: the file's one writer | vpart(ino) |
+//! | `P ‖ ino ‖ block id` | `PendingBlock`: allocated, not yet committed | vpart(ino) |
+//! | `G ‖ block id` | `FreedBlock`: shards waiting for deletion on block servers | vpart(file) |
+//! | `Q ‖ block id ‖ index` | `BadShardRecord`: a shard a reader found bad | vpart(file) |
+//! | `S ‖ server id` | `BlockServerRecord` | shard 0 |
 //! | `Z ‖ ino` | `DeleteRecord`: a detached subtree being removed | vpart(ino) |
 //! | `R ‖ client id (16) ‖ call id` | `RetryRecord` | the operation's home vpart |
 //! | `M ‖ name` | cluster-wide rows (partition map, id sequence, leader lease) | shard 0 |
+//!
+//! Every data-path row of a file lives on the file's shard, so a write, a truncate or a delete
+//! that frees blocks stays a single-shard transaction; the leader finds the `G`, `Q`, `P`
+//! and `W` rows by scanning each shard's table prefix.
 
 use crate::txn::{Key, Route};
 
@@ -36,6 +45,11 @@ pub const INLINE: u8 = b'L';
 pub const TODELETE: u8 = b'Z';
 pub const RETRY: u8 = b'R';
 pub const META: u8 = b'M';
+pub const WRITE_LEASE: u8 = b'W';
+pub const PENDING: u8 = b'P';
+pub const FREED: u8 = b'G';
+pub const BAD_SHARD: u8 = b'Q';
+pub const BLOCK_SERVER: u8 = b'S';
 
 /// Names of the cluster-wide rows on shard 0.
 pub const META_PARTMAP: &[u8] = b"partmap";
@@ -123,6 +137,72 @@ pub fn meta(name: &[u8]) -> Key {
     Key::new(Route::Shard(0), k)
 }
 
+pub fn block(ino: Ino, index: u64) -> Key {
+    Key::new(route_of(ino), with_ino(BLOCK, ino, &index.to_be_bytes()))
+}
+
+/// The prefix of every block row of `ino`.
+pub fn block_prefix(ino: Ino) -> Vec<u8> {
+    with_ino(BLOCK, ino, &[])
+}
+
+/// The (ino, index) in a block row's key.
+pub fn block_key_parts(key: &[u8]) -> Option<(Ino, u64)> {
+    let ino = u64::from_be_bytes(key.get(1..9)?.try_into().ok()?);
+    let index = u64::from_be_bytes(key.get(9..17)?.try_into().ok()?);
+    Some((ino, index))
+}
+
+pub fn inline(ino: Ino) -> Key {
+    Key::new(route_of(ino), with_ino(INLINE, ino, &[]))
+}
+
+pub fn write_lease(ino: Ino) -> Key {
+    Key::new(route_of(ino), with_ino(WRITE_LEASE, ino, &[]))
+}
+
+/// The ino in a `W`, `L`, `I`, `C` or `X` row's key.
+pub fn ino_of(key: &[u8]) -> Option<Ino> {
+    key.get(1..9)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+}
+
+pub fn pending(ino: Ino, block_id: u64) -> Key {
+    Key::new(
+        route_of(ino),
+        with_ino(PENDING, ino, &block_id.to_be_bytes()),
+    )
+}
+
+pub fn pending_prefix(ino: Ino) -> Vec<u8> {
+    with_ino(PENDING, ino, &[])
+}
+
+/// A freed block's row, kept on the shard of the file it belonged to.
+pub fn freed(file: Ino, block_id: u64) -> Key {
+    let mut k = Vec::with_capacity(9);
+    k.push(FREED);
+    k.extend_from_slice(&block_id.to_be_bytes());
+    Key::new(route_of(file), k)
+}
+
+/// A reported bad shard's row, kept on the shard of the file it belongs to.
+pub fn bad_shard(file: Ino, block_id: u64, index: u32) -> Key {
+    let mut k = Vec::with_capacity(13);
+    k.push(BAD_SHARD);
+    k.extend_from_slice(&block_id.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    Key::new(route_of(file), k)
+}
+
+pub fn block_server(server_id: u64) -> Key {
+    let mut k = Vec::with_capacity(9);
+    k.push(BLOCK_SERVER);
+    k.extend_from_slice(&server_id.to_be_bytes());
+    Key::new(Route::Shard(0), k)
+}
+
 /// The fields of a directory's counter row (`C ‖ ino`): updated commutatively at commit so that
 /// concurrent creates in one directory never conflict with each other.
 pub struct DirCounter;
@@ -171,6 +251,19 @@ mod tests {
         assert!(a.starts_with(&dentry_prefix(7)));
         assert_eq!(dentry_name(&a), Some("a"));
         assert_eq!(dentry_parent(&a), Some(7));
+    }
+
+    #[test]
+    fn block_keys_sort_by_file_then_index() {
+        let a = block(make_ino(3, 20), 1).bytes;
+        let b = block(make_ino(3, 20), 256).bytes;
+        let c = block(make_ino(3, 21), 0).bytes;
+        assert!(a < b && b < c);
+        assert!(a.starts_with(&block_prefix(make_ino(3, 20))));
+        assert_eq!(block_key_parts(&b), Some((make_ino(3, 20), 256)));
+        assert_eq!(block(make_ino(3, 20), 0).route, Route::Vpart(3));
+        assert_eq!(freed(make_ino(3, 20), 9).route, Route::Vpart(3));
+        assert_eq!(block_server(7).route, Route::Shard(0));
     }
 
     #[test]

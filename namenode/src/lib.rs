@@ -5,6 +5,8 @@
 //! - [`sharded`] implements it over the metastore shards (routing, single-shard commit,
 //!   two-phase commit, id leases, formatting); [`memstore`] in memory, for unit tests.
 //! - [`ops`] holds one module per namespace operation, each plain code over [`txn::Txn`].
+//! - [`data`] holds the data path's rows and calls (blocks, leases, block servers) and the
+//!   leader's repair loop.
 //! - [`service`] serves the namenode gRPC API on top of the operations.
 
 pub mod error;
@@ -16,6 +18,7 @@ pub mod sharded;
 pub mod txn;
 
 pub mod attrs;
+pub mod data;
 pub mod deleter;
 pub mod fsck;
 pub mod leader;

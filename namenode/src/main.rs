@@ -1,5 +1,5 @@
 //! arbor-namenode: parses flags, connects the metastore shards, starts the leader lease, the
-//! background deleter and the retry-record sweep, and serves the namenode API until SIGTERM
+//! background deleter, the retry-record sweep and the data upkeep (freed shards, repair), and serves the namenode API until SIGTERM
 //! or SIGINT.
 
 use std::net::SocketAddr;
@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use arbor_namenode::data::shards::BlockServers;
+use arbor_namenode::data::{DataConfig, policy, repair};
 use arbor_namenode::deleter::{self, DeleterConfig};
 use arbor_namenode::leader::{self, LeaseConfig};
 use arbor_namenode::ops::{Namespace, NsConfig};
@@ -46,6 +48,67 @@ struct Config {
     /// Deadline of each metastore call, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     rpc_timeout_ms: u64,
+    /// Largest block of a file, in bytes.
+    #[arg(long, env = "ARBOR_BLOCK_SIZE", default_value_t = 64 << 20)]
+    block_size: u64,
+    /// Erasure-coding cell, in bytes.
+    #[arg(long, env = "ARBOR_CELL_SIZE", default_value_t = 1 << 20)]
+    cell_size: u32,
+    /// Files up to this many bytes live in the metastore instead of on block servers.
+    #[arg(long, env = "ARBOR_INLINE_THRESHOLD", default_value_t = 64 << 10)]
+    inline_threshold: u64,
+    /// The erasure-coding policy of files under no directory with a policy.
+    #[arg(long, env = "ARBOR_DEFAULT_EC_POLICY", default_value = "RS-6-3-1024k")]
+    default_ec_policy: String,
+    /// How often block servers heartbeat, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    heartbeat_ms: u64,
+    /// A block server silent this long is dead and its shards are rebuilt elsewhere.
+    #[arg(long, default_value_t = 600_000)]
+    dead_after_ms: u64,
+    /// How often the leader deletes freed shards and rebuilds lost ones, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    repair_interval_ms: u64,
+    /// After this, another writer may recover an unrenewed write lease.
+    #[arg(long, default_value_t = 60_000)]
+    lease_soft_ms: u64,
+    /// After this, the leader recovers an unrenewed write lease and frees blocks allocated
+    /// but never committed.
+    #[arg(long, default_value_t = 3_600_000)]
+    lease_hard_ms: u64,
+    /// Deadline of each call to a block server (deleting and rebuilding shards), in ms.
+    #[arg(long, default_value_t = 30_000)]
+    blockserver_timeout_ms: u64,
+    /// The search service's address, reported to clients.
+    #[arg(long, env = "ARBOR_SEARCH", default_value = "")]
+    search: String,
+}
+
+impl Config {
+    fn data(&self) -> anyhow::Result<DataConfig> {
+        let default_policy = policy::lookup(&self.default_ec_policy, self.cell_size)
+            .with_context(|| {
+                format!(
+                    "unknown --default-ec-policy {:?}; known: {}",
+                    self.default_ec_policy,
+                    policy::known_names()
+                )
+            })?
+            .name;
+        anyhow::ensure!(self.block_size > 0, "--block-size must be positive");
+        anyhow::ensure!(self.cell_size > 0, "--cell-size must be positive");
+        Ok(DataConfig {
+            block_size: self.block_size,
+            cell_size: self.cell_size,
+            inline_threshold: self.inline_threshold,
+            default_policy,
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            dead_after: Duration::from_millis(self.dead_after_ms),
+            lease_soft: Duration::from_millis(self.lease_soft_ms),
+            lease_hard: Duration::from_millis(self.lease_hard_ms.max(self.lease_soft_ms)),
+            ..DataConfig::default()
+        })
+    }
 }
 
 async fn shutdown_signal() {
@@ -76,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = Config::parse();
     tracing::info!(?config, "starting");
+    let data = config.data()?;
 
     let store = ShardedStore::connect(StoreConfig {
         metastores: config.metastore.clone(),
@@ -113,6 +177,16 @@ async fn main() -> anyhow::Result<()> {
         is_leader.clone(),
         Duration::from_secs(config.retry_ttl_secs),
         Duration::from_secs(60),
+        stop_rx.clone(),
+    ));
+    let repair_task = tokio::spawn(repair::run(
+        store.clone(),
+        Arc::new(BlockServers::new(Duration::from_millis(
+            config.blockserver_timeout_ms,
+        ))),
+        is_leader.clone(),
+        data.clone(),
+        Duration::from_millis(config.repair_interval_ms),
         stop_rx,
     ));
 
@@ -120,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
         store.clone(),
         NsConfig {
             cache_entries: config.cache_entries,
+            data,
             ..NsConfig::default()
         },
     ));
@@ -129,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
             namenode_id,
             metastores: store.metastores().to_vec(),
             cluster_id,
+            search_addr: config.search.clone(),
         },
         is_leader,
     );
@@ -145,6 +221,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = lease_task.await;
         let _ = deleter_task.await;
         let _ = sweep_task.await;
+        let _ = repair_task.await;
     })
     .await;
     Ok(())

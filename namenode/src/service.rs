@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use arbor_proto::error;
+use arbor_proto::namenode as pb;
 use arbor_proto::namenode::namenode_server::Namenode;
 use arbor_proto::namenode::{
     ClusterInfoReply, ContentSummaryReply, CreateRequest, DeleteReply, DeleteRequest, Empty,
@@ -15,6 +16,7 @@ use arbor_proto::namenode::{
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
+use crate::data::{addblock, commit, ec, open, read, report, servers};
 use crate::error::NnError;
 use crate::fsck;
 use crate::ops::setattr::SetAttr;
@@ -31,6 +33,8 @@ pub struct ServiceInfo {
     pub namenode_id: Vec<u8>,
     pub metastores: Vec<String>,
     pub cluster_id: Vec<u8>,
+    /// The search service's address, "" when none is configured.
+    pub search_addr: String,
 }
 
 pub struct NamenodeService<S: Store> {
@@ -222,7 +226,7 @@ impl<S: Store> Namenode for NamenodeService<S> {
         } else {
             r.path.as_str()
         };
-        let out = fsck::fsck(&*self.ns.store, path).await;
+        let out = fsck::fsck_with(&*self.ns.store, path, &self.ns.config.data).await;
         answer("fsck", out)
     }
 
@@ -238,6 +242,124 @@ impl<S: Store> Namenode for NamenodeService<S> {
             namenode_id: self.info.namenode_id.clone(),
             leader: *self.leader.borrow(),
             cluster_id: self.info.cluster_id.clone(),
+            search_addr: self.info.search_addr.clone(),
         }))
+    }
+
+    async fn stat_ino(
+        &self,
+        request: Request<pb::InoRequest>,
+    ) -> Result<Response<StatusReply>, Status> {
+        let r = request.into_inner();
+        let caller = Caller::from_ctx(r.ctx.as_ref());
+        let out = read::stat_ino(&self.ns, &caller, r.ino).await;
+        answer("stat_ino", status_reply(out))
+    }
+
+    async fn open_write(
+        &self,
+        request: Request<pb::OpenWriteRequest>,
+    ) -> Result<Response<pb::OpenWriteReply>, Status> {
+        let r = request.into_inner();
+        let caller = Caller::from_ctx(r.ctx.as_ref());
+        answer("open_write", open::open_write(&self.ns, &caller, &r).await)
+    }
+
+    async fn add_block(
+        &self,
+        request: Request<pb::AddBlockRequest>,
+    ) -> Result<Response<pb::AddBlockReply>, Status> {
+        let r = request.into_inner();
+        let caller = Caller::from_ctx(r.ctx.as_ref());
+        answer(
+            "add_block",
+            addblock::add_block(&self.ns, &caller, &r).await,
+        )
+    }
+
+    async fn commit_write(
+        &self,
+        request: Request<pb::CommitWriteRequest>,
+    ) -> Result<Response<StatusReply>, Status> {
+        let r = request.into_inner();
+        let caller = Caller::from_ctx(r.ctx.as_ref());
+        let out = commit::commit_write(&self.ns, &caller, &r).await;
+        answer("commit_write", status_reply(out))
+    }
+
+    async fn renew_lease(
+        &self,
+        request: Request<pb::RenewLeaseRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        let caller = Caller::from_ctx(r.ctx.as_ref());
+        let out = commit::renew_lease(&self.ns, &caller, &r).await;
+        answer("renew_lease", out.map(|()| Empty {}))
+    }
+
+    async fn get_blocks(
+        &self,
+        request: Request<pb::GetBlocksRequest>,
+    ) -> Result<Response<pb::GetBlocksReply>, Status> {
+        let r = request.into_inner();
+        let caller = Caller::from_ctx(r.ctx.as_ref());
+        answer("get_blocks", read::get_blocks(&self.ns, &caller, &r).await)
+    }
+
+    async fn report_bad_shards(
+        &self,
+        request: Request<pb::ReportBadShardsRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        let caller = Caller::from_ctx(r.ctx.as_ref());
+        let out = report::report_bad_shards(&self.ns, &caller, &r).await;
+        answer("report_bad_shards", out.map(|()| Empty {}))
+    }
+
+    async fn set_ec_policy(
+        &self,
+        request: Request<pb::SetEcPolicyRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        let caller = Caller::from_ctx(r.ctx.as_ref());
+        let out = ec::set_ec_policy(&self.ns, &caller, &r.path, &r.policy).await;
+        answer("set_ec_policy", out.map(|()| Empty {}))
+    }
+
+    async fn get_ec_policy(
+        &self,
+        request: Request<PathRequest>,
+    ) -> Result<Response<pb::GetEcPolicyReply>, Status> {
+        let r = request.into_inner();
+        let caller = Caller::from_ctx(r.ctx.as_ref());
+        answer(
+            "get_ec_policy",
+            ec::get_ec_policy(&self.ns, &caller, &r.path).await,
+        )
+    }
+
+    async fn list_ec_policies(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<pb::ListEcPoliciesReply>, Status> {
+        Ok(Response::new(ec::list_ec_policies(&self.ns)))
+    }
+
+    async fn block_server_heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatReply>, Status> {
+        let r = request.into_inner();
+        answer(
+            "block_server_heartbeat",
+            servers::heartbeat(&self.ns, &r).await,
+        )
+    }
+
+    async fn list_block_servers(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<pb::ListBlockServersReply>, Status> {
+        answer("list_block_servers", servers::list(&self.ns).await)
     }
 }

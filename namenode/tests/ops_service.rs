@@ -43,6 +43,7 @@ async fn serves_the_namespace_over_grpc() {
             namenode_id: b"nn-1".to_vec(),
             metastores: vec!["mem".into()],
             cluster_id: b"c".to_vec(),
+            search_addr: String::new(),
         },
         leader_rx,
     );

@@ -10,6 +10,7 @@ use std::time::Duration;
 use arbor_namenode::keys;
 use arbor_namenode::sharded::{ShardedStore, StoreConfig};
 use arbor_namenode::txn::{CounterOp, Key, Route, Store, Txn, TxnError};
+use arbor_proto::metastore as pb;
 use arbor_proto::metastore::metastore_server::{Metastore, MetastoreServer};
 use arbor_proto::metastore::{
     CommitRequest, CommitResponse, Conflict, DecideRequest, DecideResponse, Empty, GetRequest,
@@ -286,6 +287,36 @@ impl Metastore for ScriptedShard {
         Err(Status::unimplemented("not scripted"))
     }
 
+    type SubscribeStream = futures::stream::Empty<Result<pb::ChangeBatch, Status>>;
+
+    async fn subscribe(
+        &self,
+        _req: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn set_cursor(
+        &self,
+        _req: Request<pb::SetCursorRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn list_cursors(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::ListCursorsResponse>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
+    async fn delete_cursor(
+        &self,
+        _req: Request<pb::DeleteCursorRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        Err(Status::unimplemented("not scripted"))
+    }
+
     async fn status(
         &self,
         _req: Request<StatusRequest>,
@@ -307,6 +338,7 @@ impl Metastore for ScriptedShard {
                 .collect(),
             rows: state.rows.len() as u64,
             intent_timeout_ms: 1000,
+            ..Default::default()
         }))
     }
 }

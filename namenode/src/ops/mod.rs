@@ -52,6 +52,8 @@ pub struct NsConfig {
     /// List page when the client asks for none, and the largest page served.
     pub list_default: u32,
     pub list_max: u32,
+    /// The data path's settings.
+    pub data: crate::data::DataConfig,
 }
 
 impl Default for NsConfig {
@@ -63,6 +65,7 @@ impl Default for NsConfig {
             max_backoff: Duration::from_millis(50),
             list_default: 1000,
             list_max: 10_000,
+            data: crate::data::DataConfig::default(),
         }
     }
 }
@@ -290,11 +293,14 @@ pub async fn delete_xattrs<T: Txn>(txn: &mut T, ino: Ino) -> Result<(), NnError>
 }
 
 /// Buffers the removal of an inode that no dentry will name any more: the inode, its xattrs,
-/// and for a directory its counter row (the caller guarantees the directory is empty).
+/// for a directory its counter row (the caller guarantees the directory is empty), for a file
+/// its data (blocks to the freed queue, inline bytes, pending allocations, its lease).
 pub async fn delete_inode<T: Txn>(txn: &mut T, ino: Ino, kind: InodeKind) -> Result<(), NnError> {
     txn.delete(keys::inode(ino));
-    if kind == InodeKind::Directory {
-        txn.delete(keys::counter(ino));
+    match kind {
+        InodeKind::Directory => txn.delete(keys::counter(ino)),
+        InodeKind::File => crate::data::blocks::free_all(txn, ino, attrs::now_ns()).await?,
+        _ => {}
     }
     delete_xattrs(txn, ino).await
 }
@@ -358,11 +364,29 @@ pub async fn add_entry<S: Store>(
         if kind != InodeKind::File {
             return Err(NnError::AlreadyExists(text));
         }
-        // Overwrite keeps the inode and truncates it.
-        let row = txn.get(&[keys::inode(existing.ino)], true).await?;
+        // Overwrite keeps the inode and truncates it: its data goes, unless a writer holds it.
+        let row = txn
+            .get(
+                &[keys::inode(existing.ino), keys::write_lease(existing.ino)],
+                true,
+            )
+            .await?;
         let Some(mut inode) = attrs::decode_inode(&row[0])? else {
             return Err(NnError::raced("overwritten file vanished"));
         };
+        let lease = crate::data::lease::decode(&row[1])?;
+        crate::data::lease::take_over(
+            txn,
+            existing.ino,
+            lease.as_ref(),
+            &text,
+            "create",
+            &caller.client_id,
+            now,
+        )
+        .await?;
+        let before = crate::data::blocks::FileData::load(txn, existing.ino).await?;
+        crate::data::blocks::FileData::default().store(txn, existing.ino, &before, now);
         inode.size = 0;
         inode.mtime_ns = now;
         inode.ctime_ns = now;

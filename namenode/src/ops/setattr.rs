@@ -4,17 +4,25 @@
 //! Who may do what (HDFS / POSIX): chmod only the owner or the superuser; changing the owner
 //! only the superuser; changing the group the owner, to a group it is in; times the owner,
 //! or anyone with write permission; size needs write permission, and only files have one.
+//!
+//! Size truncates or extends the file's data in the same transaction (see
+//! `data::blocks::FileData::resize`): blocks past the end are freed, the last one shortened,
+//! growth adds holes (or zeros to inline bytes within the inline threshold). It is refused
+//! with LEASE_HELD while a writer holds the file.
 
 use arbor_proto::namenode::FileStatus;
 use arbor_proto::records::InodeKind;
 use prost::Message;
 
 use crate::attrs;
+use crate::data::blocks::FileData;
+use crate::data::{lease, policy};
 use crate::error::NnError;
-use crate::keys::{self, DirCounter};
+use crate::keys::{self, DirCounter, Ino};
 use crate::ops::{Exo, Namespace, Outcome, Runner};
 use crate::path::NsPath;
 use crate::perm::{self, Caller};
+use crate::resolve::Walk;
 use crate::txn::{CounterOp, Store, Txn};
 
 /// The attributes to change; `None` leaves one as it is.
@@ -44,6 +52,40 @@ pub async fn setattr<S: Store>(
             return Ok(status);
         }
     }
+}
+
+/// Truncates or extends the file's data (inline bytes or blocks) to `size`, refusing while
+/// another writer holds the file's lease (an expired lease is recovered first).
+async fn resize<S: Store>(
+    ns: &Namespace<S>,
+    txn: &mut S::Txn,
+    caller: &Caller,
+    walk: &Walk,
+    ino: Ino,
+    text: &str,
+    size: u64,
+) -> Result<(), NnError> {
+    let cfg = &ns.config.data;
+    let now = attrs::now_ns();
+    let row = txn.get(&[keys::write_lease(ino)], true).await?;
+    let current = lease::decode(&row[0])?;
+    lease::take_over(
+        txn,
+        ino,
+        current.as_ref(),
+        text,
+        "truncate",
+        &caller.client_id,
+        now,
+    )
+    .await?;
+    let (name, _) = policy::effective(walk.nodes.iter().map(|n| &n.inode), &cfg.default_policy);
+    let hole = policy::to_record(&policy::parse(&name, cfg.cell_size, text)?);
+    let before = FileData::load(txn, ino).await?;
+    let mut after = before.clone();
+    after.resize(size, cfg.inline_threshold, cfg.block_size, &hole);
+    after.store(txn, ino, &before, now);
+    Ok(())
 }
 
 async fn attempt<S: Store>(
@@ -120,6 +162,7 @@ async fn attempt<S: Store>(
             _ => return Err(NnError::invalid(&text, "only a file has a size to set")),
         }
         perm::check(caller, &inode, &text, perm::WRITE)?;
+        resize(ns, txn, caller, &walk, ino, &text, size).await?;
         inode.size = size;
         if change.mtime_ns.is_none() {
             inode.mtime_ns = attrs::now_ns();
