@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use arbor_blockserver::ShardPool;
 use arbor_proto::namenode::namenode_client::NamenodeClient;
 use arbor_proto::namenode::{
     CallContext, ClusterInfoReply, ContentSummaryReply, CreateRequest, DeleteRequest, DirEntry,
@@ -46,6 +47,8 @@ pub struct Options {
     /// How long a call keeps failing over before it gives up with `UNAVAILABLE`.
     pub failover_deadline: Duration,
     pub connect_timeout: Duration,
+    /// Deadline of one call to a block server (one shard read, one streamed write's ack).
+    pub shard_timeout: Duration,
 }
 
 impl Default for Options {
@@ -55,6 +58,7 @@ impl Default for Options {
             scan_timeout: Duration::from_secs(600),
             failover_deadline: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(3),
+            shard_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -76,6 +80,8 @@ struct Inner {
     options: Options,
     /// Clients for the namenodes that `arbor://host:port/…` paths name, by authority.
     by_authority: Mutex<HashMap<String, Client>>,
+    /// Channels to block servers, made at the first data call.
+    shard_pool: OnceLock<ShardPool>,
 }
 
 struct Node {
@@ -83,7 +89,8 @@ struct Node {
     rpc: NamenodeClient<Channel>,
 }
 
-type Reply<T> = Pin<Box<dyn Future<Output = std::result::Result<Response<T>, Status>> + Send>>;
+pub(crate) type Reply<T> =
+    Pin<Box<dyn Future<Output = std::result::Result<Response<T>, Status>> + Send>>;
 
 /// The namenode list from a `--namenode` value, else `ARBOR_NAMENODE`, else the default.
 pub fn namenode_list(flag: Option<&str>) -> Vec<String> {
@@ -143,6 +150,7 @@ impl Client {
                 identity,
                 options,
                 by_authority: Mutex::new(HashMap::new()),
+                shard_pool: OnceLock::new(),
             }),
         }
     }
@@ -178,7 +186,7 @@ impl Client {
     }
 
     /// A fresh call context: this client's id, the next call id, the identity.
-    fn ctx(&self) -> Option<CallContext> {
+    pub(crate) fn ctx(&self) -> Option<CallContext> {
         let id = &self.inner.identity;
         Some(CallContext {
             client_id: self.inner.client_id.clone(),
@@ -191,7 +199,7 @@ impl Client {
 
     /// The client that serves `path` (another one for an `arbor://host:port/…` URL) and the
     /// namenode path.
-    fn route(&self, path: &str) -> Result<(Client, String)> {
+    pub(crate) fn route(&self, path: &str) -> Result<(Client, String)> {
         let target = parse_target(path)?;
         let Some(authority) = target.authority else {
             return Ok((self.clone(), target.path));
@@ -216,7 +224,7 @@ impl Client {
 
     /// Sends `req` (built once) until a namenode answers, failing over on transport errors
     /// and `UNAVAILABLE`.
-    async fn call<Req, Resp>(
+    pub(crate) async fn call<Req, Resp>(
         &self,
         req: Req,
         timeout: Duration,
@@ -271,12 +279,20 @@ impl Client {
         }
     }
 
-    fn call_timeout(&self) -> Duration {
+    pub(crate) fn call_timeout(&self) -> Duration {
         self.inner.options.call_timeout
     }
 
-    fn scan_timeout(&self) -> Duration {
+    pub(crate) fn scan_timeout(&self) -> Duration {
         self.inner.options.scan_timeout
+    }
+
+    /// The block-server channels this client (and its clones) share.
+    pub(crate) fn shard_pool(&self) -> ShardPool {
+        self.inner
+            .shard_pool
+            .get_or_init(|| ShardPool::new(self.inner.options.shard_timeout))
+            .clone()
     }
 
     pub async fn mkdir(&self, path: &str, mode: u32, parents: bool) -> Result<FileStatus> {

@@ -6,13 +6,16 @@
 //! - [`identity`]: who the client says it is ([`Identity`], `ARBOR_USER`).
 //! - [`error`]: the one error type, an [`ErrorCode`] plus detail.
 //! - [`paths`]: `arbor://host:port/path` URLs and textual path helpers.
+//! - [`data`]: file contents: [`FileWriter`], [`FileReader`], erasure-coding policies.
 //! - [`cli`]: `arbor dfs`, `arbor fsck`, `arbor dev`, `arbor bench`.
 
 pub mod cli;
 pub mod client;
+pub mod data;
 pub mod error;
 pub mod identity;
 pub mod paths;
+pub mod search;
 
 pub use arbor_proto as proto;
 pub use arbor_proto::namenode::{
@@ -21,5 +24,6 @@ pub use arbor_proto::namenode::{
 };
 pub use arbor_proto::records::InodeKind;
 pub use client::{Client, DEFAULT_NAMENODE, NAMENODE_ENV, Options, namenode_list};
+pub use data::{FileReader, FileWriter, WriteOptions};
 pub use error::{Error, Result};
 pub use identity::Identity;

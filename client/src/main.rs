@@ -46,6 +46,17 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Erasure-coding policies, as `hdfs ec` has them (`arbor ec -listPolicies`).
+    Ec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+    /// Mount Arbor through FUSE.
+    Mount(arbor_client::cli::mount::MountArgs),
+    /// Follow the namespace's changes as they commit.
+    Changes(arbor_client::cli::changes::ChangesArgs),
+    /// Find files by name, size, owner, times and extended attributes.
+    Search(arbor_client::cli::search::SearchArgs),
 }
 
 #[derive(Args)]
@@ -65,15 +76,36 @@ struct DevArgs {
     /// Port of namenode 0; namenode J listens on PORT+J.
     #[arg(long, default_value_t = 8020)]
     namenode_port: u16,
-    /// Where arbor-metastore and arbor-namenode are (default: next to this executable).
+    /// Where arbor-metastore, arbor-namenode and arbor-blockserver are (default: next to this
+    /// executable).
     #[arg(long, env = "ARBOR_BIN_DIR")]
     bin_dir: Option<PathBuf>,
+    /// Block servers.
+    #[arg(long, default_value_t = dev::DEFAULT_BLOCKSERVERS)]
+    blockservers: u32,
+    /// Port of block server 0; block server N listens on PORT+N.
+    #[arg(long, default_value_t = 9200)]
+    blockserver_port: u16,
+    /// Store shards under this URL prefix instead of DIR/blockserver-N: block server N uses
+    /// PREFIX/bs-N (e.g. s3://bucket/arbor, az://container/arbor).
+    #[arg(long, env = "ARBOR_DEV_STORE_URL", value_name = "URL-PREFIX")]
+    store_url: Option<String>,
+    /// Port of the search service.
+    #[arg(long, default_value_t = 9300)]
+    search_port: u16,
+    /// Run no search service.
+    #[arg(long)]
+    no_search: bool,
 }
 
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Metadata operations per second and their latency.
     Meta(MetaArgs),
+    /// Write and read throughput of files.
+    Data(arbor_client::cli::bench_data::DataArgs),
+    /// A metadata and data benchmark of any directory (a mount, or a local one).
+    Fs(arbor_client::cli::bench_fs::FsArgs),
 }
 
 #[derive(Args)]
@@ -148,6 +180,10 @@ async fn run() -> anyhow::Result<i32> {
                 metastore_port: a.metastore_port,
                 namenode_port: a.namenode_port,
                 bin_dir: a.bin_dir,
+                blockservers: a.blockservers,
+                blockserver_port: a.blockserver_port,
+                store_url: a.store_url,
+                search_port: (!a.no_search).then_some(a.search_port),
             })
             .await?;
             0
@@ -163,6 +199,14 @@ async fn run() -> anyhow::Result<i32> {
             };
             bench::run_and_print(&namenode_list(flag), &Identity::try_current()?, &cfg).await?
         }
+        Command::Bench(BenchCommand::Data(a)) => {
+            arbor_client::cli::bench_data::run(a, flag).await?
+        }
+        Command::Bench(BenchCommand::Fs(a)) => arbor_client::cli::bench_fs::run(a).await?,
+        Command::Ec { args } => arbor_client::cli::ec::run(&args, flag).await?,
+        Command::Mount(a) => arbor_client::cli::mount::run(a, flag).await?,
+        Command::Changes(a) => arbor_client::cli::changes::run(a, flag).await?,
+        Command::Search(a) => arbor_client::cli::search::run(a, flag).await?,
     };
     Ok(code)
 }

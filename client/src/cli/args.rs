@@ -82,6 +82,48 @@ pub enum DfsCommand {
         header: bool,
         paths: Vec<String>,
     },
+    /// `-put` / `-copyFromLocal`: local files (`-` for stdin) into the cluster.
+    Put {
+        force: bool,
+        preserve: bool,
+        srcs: Vec<String>,
+        dst: String,
+    },
+    /// `-get` / `-copyToLocal`: cluster files into a local path.
+    Get {
+        force: bool,
+        srcs: Vec<String>,
+        dst: String,
+    },
+    Cat {
+        paths: Vec<String>,
+    },
+    Head {
+        path: String,
+    },
+    Tail {
+        follow: bool,
+        path: String,
+    },
+    Cp {
+        force: bool,
+        preserve: bool,
+        srcs: Vec<String>,
+        dst: String,
+    },
+    AppendToFile {
+        srcs: Vec<String>,
+        dst: String,
+    },
+    Df {
+        human: bool,
+        paths: Vec<String>,
+    },
+    Truncate {
+        wait: bool,
+        length: u64,
+        paths: Vec<String>,
+    },
     Help(Option<String>),
 }
 
@@ -294,6 +336,106 @@ const SPECS: &[Spec] = &[
         max: MANY,
         usage: "-du [-s] [-h] [-v] <path> ...",
         help: "Show space used: SIZE  DISK_SPACE_CONSUMED  PATH.",
+    },
+    Spec {
+        name: "put",
+        flags: &["f", "p", "l", "d"],
+        valued: &[],
+        min: 1,
+        max: MANY,
+        usage: "-put [-f] [-p] <localsrc> ... <dst>",
+        help: "Copy local files (directories recursively; - reads stdin) into the cluster; \
+               -f overwrites, -p keeps times and permissions.",
+    },
+    Spec {
+        name: "copyFromLocal",
+        flags: &["f", "p", "l", "d"],
+        valued: &[],
+        min: 1,
+        max: MANY,
+        usage: "-copyFromLocal [-f] [-p] <localsrc> ... <dst>",
+        help: "Same as -put.",
+    },
+    Spec {
+        name: "get",
+        flags: &["f", "p", "ignoreCrc", "crc"],
+        valued: &[],
+        min: 1,
+        max: MANY,
+        usage: "-get [-f] [-p] <src> ... <localdst>",
+        help: "Copy files (directories recursively) to the local file system; -f overwrites.",
+    },
+    Spec {
+        name: "copyToLocal",
+        flags: &["f", "p", "ignoreCrc", "crc"],
+        valued: &[],
+        min: 1,
+        max: MANY,
+        usage: "-copyToLocal [-f] [-p] <src> ... <localdst>",
+        help: "Same as -get.",
+    },
+    Spec {
+        name: "cat",
+        flags: &["ignoreCrc"],
+        valued: &[],
+        min: 1,
+        max: MANY,
+        usage: "-cat <src> ...",
+        help: "Print the contents of files.",
+    },
+    Spec {
+        name: "head",
+        flags: &[],
+        valued: &[],
+        min: 1,
+        max: 1,
+        usage: "-head <file>",
+        help: "Print the first kilobyte of a file.",
+    },
+    Spec {
+        name: "tail",
+        flags: &["f"],
+        valued: &[],
+        min: 1,
+        max: 1,
+        usage: "-tail [-f] <file>",
+        help: "Print the last kilobyte of a file; -f keeps printing what is appended.",
+    },
+    Spec {
+        name: "cp",
+        flags: &["f", "p", "d"],
+        valued: &[],
+        min: 2,
+        max: MANY,
+        usage: "-cp [-f] [-p] <src> ... <dst>",
+        help: "Copy files (directories recursively) within the cluster; -f overwrites.",
+    },
+    Spec {
+        name: "appendToFile",
+        flags: &[],
+        valued: &[],
+        min: 2,
+        max: MANY,
+        usage: "-appendToFile <localsrc> ... <dst>",
+        help: "Append local files (- reads stdin) to a file, creating it if missing.",
+    },
+    Spec {
+        name: "df",
+        flags: &["h"],
+        valued: &[],
+        min: 0,
+        max: MANY,
+        usage: "-df [-h] [<path> ...]",
+        help: "Show the capacity, used and free space of the cluster's block servers.",
+    },
+    Spec {
+        name: "truncate",
+        flags: &["w"],
+        valued: &[],
+        min: 2,
+        max: MANY,
+        usage: "-truncate [-w] <length> <path> ...",
+        help: "Truncate files to a length; -w waits until it is done (it always is).",
     },
     Spec {
         name: "help",
@@ -593,8 +735,71 @@ fn build(spec: &'static Spec, p: Parsed) -> Result<DfsCommand, ParseError> {
             header: p.has("v"),
             paths: p.args,
         },
+        "put" | "copyFromLocal" => {
+            let (srcs, dst) = sources_and_target(p.args.clone());
+            DfsCommand::Put {
+                force: p.has("f"),
+                preserve: p.has("p"),
+                srcs,
+                dst,
+            }
+        }
+        "get" | "copyToLocal" => {
+            let (srcs, dst) = sources_and_target(p.args.clone());
+            DfsCommand::Get {
+                force: p.has("f"),
+                srcs,
+                dst,
+            }
+        }
+        "cat" => DfsCommand::Cat { paths: p.args },
+        "head" => DfsCommand::Head {
+            path: p.args[0].clone(),
+        },
+        "tail" => DfsCommand::Tail {
+            follow: p.has("f"),
+            path: p.args[0].clone(),
+        },
+        "cp" => {
+            let (srcs, dst) = sources_and_target(p.args.clone());
+            DfsCommand::Cp {
+                force: p.has("f"),
+                preserve: p.has("p"),
+                srcs,
+                dst,
+            }
+        }
+        "appendToFile" => {
+            let (srcs, dst) = sources_and_target(p.args.clone());
+            DfsCommand::AppendToFile { srcs, dst }
+        }
+        "df" => DfsCommand::Df {
+            human: p.has("h"),
+            paths: p.args,
+        },
+        "truncate" => {
+            let mut args = p.args.clone();
+            let first = args.remove(0);
+            let length = first
+                .parse::<u64>()
+                .map_err(|_| usage_error(spec, format!("Illegal length: {first}")))?;
+            DfsCommand::Truncate {
+                wait: p.has("w"),
+                length,
+                paths: args,
+            }
+        }
         _ => DfsCommand::Help(p.args.first().cloned()),
     })
+}
+
+/// `SRC… DST`; a lone argument copies into the current (home or local) directory.
+fn sources_and_target(mut args: Vec<String>) -> (Vec<String>, String) {
+    if args.len() == 1 {
+        return (args, ".".to_string());
+    }
+    let dst = args.pop().unwrap_or_else(|| ".".to_string());
+    (args, dst)
 }
 
 /// `[OWNER][:[GROUP]]`: at least one of them, no empty names, at most one colon.
@@ -892,6 +1097,87 @@ mod tests {
                 paths: vec!["/a".into()]
             }
         );
+    }
+
+    #[test]
+    fn data_commands() {
+        assert_eq!(
+            p("-put -f a b /dst").unwrap(),
+            DfsCommand::Put {
+                force: true,
+                preserve: false,
+                srcs: vec!["a".into(), "b".into()],
+                dst: "/dst".into()
+            }
+        );
+        assert_eq!(
+            p("-copyFromLocal - /x").unwrap(),
+            DfsCommand::Put {
+                force: false,
+                preserve: false,
+                srcs: vec!["-".into()],
+                dst: "/x".into()
+            }
+        );
+        assert_eq!(
+            p("-get /a").unwrap(),
+            DfsCommand::Get {
+                force: false,
+                srcs: vec!["/a".into()],
+                dst: ".".into()
+            }
+        );
+        assert_eq!(
+            p("-copyToLocal -f /a /b local").unwrap(),
+            DfsCommand::Get {
+                force: true,
+                srcs: vec!["/a".into(), "/b".into()],
+                dst: "local".into()
+            }
+        );
+        assert_eq!(
+            p("-tail -f /log").unwrap(),
+            DfsCommand::Tail {
+                follow: true,
+                path: "/log".into()
+            }
+        );
+        assert!(p("-head /a /b").is_err());
+        assert_eq!(
+            p("-cp -p /a /b").unwrap(),
+            DfsCommand::Cp {
+                force: false,
+                preserve: true,
+                srcs: vec!["/a".into()],
+                dst: "/b".into()
+            }
+        );
+        assert!(p("-cp /a").is_err());
+        assert_eq!(
+            p("-appendToFile x y /f").unwrap(),
+            DfsCommand::AppendToFile {
+                srcs: vec!["x".into(), "y".into()],
+                dst: "/f".into()
+            }
+        );
+        assert_eq!(
+            p("-df -h").unwrap(),
+            DfsCommand::Df {
+                human: true,
+                paths: vec![]
+            }
+        );
+        assert_eq!(
+            p("-truncate -w 100 /a /b").unwrap(),
+            DfsCommand::Truncate {
+                wait: true,
+                length: 100,
+                paths: vec!["/a".into(), "/b".into()]
+            }
+        );
+        let e = p("-truncate x /a").unwrap_err();
+        assert_eq!(e.to_string(), "-truncate: Illegal length: x");
+        assert!(p("-truncate 5").is_err());
     }
 
     #[test]

@@ -174,6 +174,7 @@ mod tests {
             files: f,
             symlinks: l,
             length: len,
+            ..Default::default()
         }
     }
 

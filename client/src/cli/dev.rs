@@ -1,11 +1,12 @@
 //! `arbor dev`: a whole local cluster in the foreground. It starts the metastore shards, then
-//! the namenodes (the first one formats a new cluster), each as a child process found next to
-//! the `arbor` executable, and supervises them until SIGINT/SIGTERM.
+//! the namenodes (the first one formats a new cluster), then the block servers (shards stored
+//! under DIR/blockserver-N, or under an S3/Azure prefix with `--store-url`), each as a child
+//! process found next to the `arbor` executable, and supervises them until SIGINT/SIGTERM.
 //!
 //! Invariants: a child counts as started only once it printed its `listening on` line; child
 //! output goes to `DIR/logs/NAME.log`; a child that dies while the cluster runs is reported and
 //! restarted with the same arguments (so its data survives a `kill -9`); on shutdown the
-//! namenodes stop before the shards (SIGTERM, SIGKILL after a grace period), and children are
+//! block servers stop first, then the namenodes, then the shards (SIGTERM, SIGKILL after a grace period), and children are
 //! in their own process group with a parent-death signal, so they neither see the terminal's
 //! Ctrl-C before the supervisor does nor outlive it.
 
@@ -31,10 +32,23 @@ pub struct DevConfig {
     pub namenode_port: u16,
     /// Where the sibling binaries are; `None`: next to the running executable.
     pub bin_dir: Option<PathBuf>,
+    /// Block servers; server N listens on blockserver_port+N.
+    pub blockservers: u32,
+    pub blockserver_port: u16,
+    /// `None`: each block server stores under DIR/blockserver-N; else under URL/bs-N
+    /// (`s3://bucket/prefix`, `az://container/prefix`).
+    pub store_url: Option<String>,
+    /// Port of the search service; `None` runs none.
+    pub search_port: Option<u16>,
 }
 
 /// Shards of a new dev cluster when `--shards` is not given.
 pub const DEFAULT_SHARDS: u32 = 4;
+/// Block servers of a dev cluster: enough for RS(4,2) with every shard on its own server.
+pub const DEFAULT_BLOCKSERVERS: u32 = 6;
+/// The dev cluster's default erasure-coding policy (the production default RS(6,3) needs nine
+/// servers).
+pub const DEV_EC_POLICY: &str = "RS-4-2-1024k";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 const RESTART_DELAY: Duration = Duration::from_secs(1);
@@ -100,6 +114,9 @@ pub struct ChildSpec {
 pub struct Plan {
     pub shards: Vec<ChildSpec>,
     pub namenodes: Vec<ChildSpec>,
+    pub blockservers: Vec<ChildSpec>,
+    /// The search service (none or one).
+    pub search: Vec<ChildSpec>,
 }
 
 /// Lays out the children: shard I on metastore_port+I with data in DIR/shard-I, namenode J on
@@ -115,6 +132,7 @@ pub fn plan(cfg: &DevConfig, shards: u32, bin_dir: &Path) -> Result<Plan, DevErr
             .map_err(|_| DevError::Config(format!("{what} port {base}+{i} is out of range")))
     };
     let logs = cfg.dir.join("logs");
+    let search_addr = cfg.search_port.map(|p| format!("127.0.0.1:{p}"));
     let mut shard_specs = Vec::new();
     for i in 0..shards {
         let addr = format!("127.0.0.1:{}", port(cfg.metastore_port, i, "metastore")?);
@@ -142,23 +160,83 @@ pub fn plan(cfg: &DevConfig, shards: u32, bin_dir: &Path) -> Result<Plan, DevErr
     let mut nn_specs = Vec::new();
     for j in 0..cfg.namenodes {
         let addr = format!("127.0.0.1:{}", port(cfg.namenode_port, j, "namenode")?);
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            addr.clone(),
+            "--metastore".into(),
+            all_shards.clone(),
+            "--default-ec-policy".into(),
+            DEV_EC_POLICY.into(),
+        ];
+        if let Some(search) = &search_addr {
+            args.extend(["--search".into(), search.clone()]);
+        }
         nn_specs.push(ChildSpec {
             name: format!("namenode-{j}"),
             label: format!("namenode {j}"),
             program: bin_dir.join("arbor-namenode"),
-            args: vec![
-                "--listen".into(),
-                addr.clone(),
-                "--metastore".into(),
-                all_shards.clone(),
-            ],
+            args,
             addr,
             log: logs.join(format!("namenode-{j}.log")),
         });
     }
+    let all_namenodes = nn_specs
+        .iter()
+        .map(|s| s.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut bs_specs = Vec::new();
+    for n in 0..cfg.blockservers {
+        let addr = format!(
+            "127.0.0.1:{}",
+            port(cfg.blockserver_port, n, "block server")?
+        );
+        let store = match &cfg.store_url {
+            Some(prefix) => format!("{}/bs-{n}", prefix.trim_end_matches('/')),
+            None => format!(
+                "file://{}",
+                cfg.dir.join(format!("blockserver-{n}")).display()
+            ),
+        };
+        bs_specs.push(ChildSpec {
+            name: format!("blockserver-{n}"),
+            label: format!("block server {n}"),
+            program: bin_dir.join("arbor-blockserver"),
+            args: vec![
+                "--listen".into(),
+                addr.clone(),
+                "--store".into(),
+                store,
+                "--namenode".into(),
+                all_namenodes.clone(),
+            ],
+            addr,
+            log: logs.join(format!("blockserver-{n}.log")),
+        });
+    }
+    let search = search_addr
+        .map(|addr| ChildSpec {
+            name: "search".into(),
+            label: "search service".into(),
+            program: bin_dir.join("arbor-search"),
+            args: vec![
+                "--listen".into(),
+                addr.clone(),
+                "--namenode".into(),
+                all_namenodes.clone(),
+                "--dir".into(),
+                cfg.dir.join("search").display().to_string(),
+            ],
+            addr,
+            log: logs.join("search.log"),
+        })
+        .into_iter()
+        .collect();
     Ok(Plan {
         shards: shard_specs,
         namenodes: nn_specs,
+        blockservers: bs_specs,
+        search,
     })
 }
 
@@ -190,7 +268,14 @@ pub async fn run(cfg: DevConfig) -> Result<(), DevError> {
             .map(Path::to_path_buf)
             .unwrap_or_default(),
     };
-    for name in ["arbor-metastore", "arbor-namenode"] {
+    let mut needed = vec!["arbor-metastore", "arbor-namenode"];
+    if cfg.search_port.is_some() {
+        needed.push("arbor-search");
+    }
+    if cfg.blockservers > 0 {
+        needed.push("arbor-blockserver");
+    }
+    for name in needed {
         let path = bin_dir.join(name);
         if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Err(DevError::MissingBinary {
@@ -260,13 +345,45 @@ pub async fn run(cfg: DevConfig) -> Result<(), DevError> {
             return Err(e);
         }
     }
+    if cfg.store_url.is_none() {
+        for spec in &plan.blockservers {
+            if let Some(dir) = spec.args.get(3).and_then(|u| u.strip_prefix("file://")) {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(io_err(format!("creating {dir}")))?;
+            }
+        }
+    }
+    let mut bs_children = match start_group(&plan.blockservers).await {
+        Ok(c) => c,
+        Err(e) => {
+            stop_all(&mut nn_children).await;
+            stop_all(&mut shard_children).await;
+            return Err(e);
+        }
+    };
+    let search_children = match start_group(&plan.search).await {
+        Ok(c) => c,
+        Err(e) => {
+            stop_all(&mut bs_children).await;
+            stop_all(&mut nn_children).await;
+            stop_all(&mut shard_children).await;
+            return Err(e);
+        }
+    };
 
     say(&format!(
         "arbor dev: cluster running; data in {}, logs in {}",
         cfg.dir.display(),
         cfg.dir.join("logs").display()
     ));
-    for spec in plan.shards.iter().chain(&plan.namenodes) {
+    for spec in plan
+        .shards
+        .iter()
+        .chain(&plan.namenodes)
+        .chain(&plan.blockservers)
+        .chain(&plan.search)
+    {
         say(&format!("  {:<20} {}", spec.label, spec.addr));
     }
     let nn_list = plan
@@ -278,8 +395,12 @@ pub async fn run(cfg: DevConfig) -> Result<(), DevError> {
     say(&format!("Try: arbor --namenode {nn_list} dfs -ls /"));
     say("Press Ctrl-C to stop.");
 
+    let (search_stop_tx, search_stop) = watch::channel(false);
+    let search_tasks = supervise_all(&plan.search, search_children, &search_stop);
+    let (bs_stop_tx, bs_stop) = watch::channel(false);
     let (nn_stop_tx, nn_stop) = watch::channel(false);
     let (shard_stop_tx, shard_stop) = watch::channel(false);
+    let bs_tasks = supervise_all(&plan.blockservers, bs_children, &bs_stop);
     let nn_tasks = supervise_all(&plan.namenodes, nn_children, &nn_stop);
     let shard_tasks = supervise_all(&plan.shards, shard_children, &shard_stop);
 
@@ -288,6 +409,10 @@ pub async fn run(cfg: DevConfig) -> Result<(), DevError> {
         _ = sigterm.recv() => {}
     }
     say("arbor dev: stopping");
+    let _ = search_stop_tx.send(true);
+    join_all(search_tasks).await;
+    let _ = bs_stop_tx.send(true);
+    join_all(bs_tasks).await;
     let _ = nn_stop_tx.send(true);
     join_all(nn_tasks).await;
     let _ = shard_stop_tx.send(true);
@@ -541,6 +666,10 @@ mod tests {
             metastore_port: 19500,
             namenode_port: 19520,
             bin_dir: None,
+            blockservers: 2,
+            blockserver_port: 19530,
+            store_url: None,
+            search_port: Some(19540),
         }
     }
 
@@ -571,10 +700,36 @@ mod tests {
                 "--listen",
                 "127.0.0.1:19521",
                 "--metastore",
-                "127.0.0.1:19500,127.0.0.1:19501,127.0.0.1:19502"
+                "127.0.0.1:19500,127.0.0.1:19501,127.0.0.1:19502",
+                "--default-ec-policy",
+                "RS-4-2-1024k"
             ]
         );
         assert_eq!(n1.addr, "127.0.0.1:19521");
+        assert_eq!(p.blockservers.len(), 2);
+        let b1 = &p.blockservers[1];
+        assert_eq!(b1.program, PathBuf::from("/bin/dir/arbor-blockserver"));
+        assert_eq!(
+            b1.args,
+            [
+                "--listen",
+                "127.0.0.1:19531",
+                "--store",
+                "file:///data/dev/blockserver-1",
+                "--namenode",
+                "127.0.0.1:19520,127.0.0.1:19521"
+            ]
+        );
+        assert_eq!(b1.log, PathBuf::from("/data/dev/logs/blockserver-1.log"));
+    }
+
+    #[test]
+    fn block_servers_can_store_in_an_object_store() {
+        let mut c = cfg();
+        c.store_url = Some("s3://bucket/arbor/".into());
+        let p = plan(&c, 1, Path::new("/b")).unwrap();
+        assert_eq!(p.blockservers[0].args[3], "s3://bucket/arbor/bs-0");
+        assert_eq!(p.blockservers[1].args[3], "s3://bucket/arbor/bs-1");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `arbor dfs`: parses the words, then runs one command over its path arguments. The listing
-//! and report commands live in their own modules (ls, stat, count, xattr); the namespace edits
+//! and report commands live in their own modules (ls, stat, count, du, xattr), the data
+//! commands too (transfer: put/get/cp/appendToFile; cat: cat/head/tail; truncate); the namespace edits
 //! (mkdir, mv, rm, rmdir, chmod/chown/chgrp, touchz), `-test` and `-find` are here. Every
 //! command reports a failing argument and goes on with the next (see [`Shell`]).
 
@@ -13,7 +14,7 @@ use crate::cli::chmod::ModeChange;
 use crate::cli::glob::Glob;
 use crate::cli::messages::Subject;
 use crate::cli::shell::{PathArg, Shell, is_dir};
-use crate::cli::{count, ls, stat, xattr};
+use crate::cli::{cat, count, du, ls, stat, transfer, truncate, xattr};
 use crate::client::Client;
 use crate::paths::{basename, join};
 
@@ -75,7 +76,30 @@ pub async fn execute(sh: &mut Shell, command: DfsCommand) {
             human,
             header,
             paths,
-        } => count::run_du(sh, summary, human, header, paths).await,
+        } => du::du(sh, summary, human, header, paths).await,
+        DfsCommand::Df { human, paths } => du::df(sh, human, paths).await,
+        DfsCommand::Put {
+            force,
+            preserve,
+            srcs,
+            dst,
+        } => transfer::put(sh, force, preserve, srcs, &dst).await,
+        DfsCommand::Get { force, srcs, dst } => transfer::get(sh, force, srcs, &dst).await,
+        DfsCommand::Cp {
+            force,
+            preserve,
+            srcs,
+            dst,
+        } => transfer::cp(sh, force, preserve, srcs, &dst).await,
+        DfsCommand::AppendToFile { srcs, dst } => transfer::append_to_file(sh, srcs, &dst).await,
+        DfsCommand::Cat { paths } => cat::cat(sh, paths).await,
+        DfsCommand::Head { path } => cat::head(sh, &path).await,
+        DfsCommand::Tail { follow, path } => cat::tail(sh, follow, &path).await,
+        DfsCommand::Truncate {
+            wait,
+            length,
+            paths,
+        } => truncate::run(sh, wait, length, paths).await,
         DfsCommand::Chmod {
             recursive,
             mode,

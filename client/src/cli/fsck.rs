@@ -27,6 +27,20 @@ pub fn report_lines(path: &str, reply: &FsckReply, info: Option<&ClusterInfoRepl
     lines.push(format!(" Total symlinks:\t\t{}", reply.symlinks));
     lines.push(format!(" Total files:\t\t\t{}", reply.files));
     lines.push(format!(" Total size:\t\t\t{} B", reply.total_size));
+    lines.push(format!(" Total block groups:\t\t{}", reply.blocks));
+    lines.push(format!(
+        " Under-strength block groups:\t{}",
+        reply.under_strength_blocks
+    ));
+    lines.push(format!(
+        " Missing block groups:\t\t{}",
+        reply.missing_blocks
+    ));
+    lines.push(format!(" Corrupt shards:\t\t{}", reply.corrupt_shards));
+    lines.push(format!(
+        " Block servers:\t\t\t{} live, {} dead",
+        reply.live_block_servers, reply.dead_block_servers
+    ));
     lines.push(format!(" Pending deletes:\t\t{}", reply.pending_deletes));
     lines.push(format!(" Open intents:\t\t\t{}", reply.open_intents));
     lines.push(format!(" Problems found:\t\t{}", reply.problems.len()));
@@ -100,6 +114,7 @@ mod tests {
             open_intents: 0,
             problems,
             elapsed_ms: 5,
+            ..Default::default()
         }
     }
 

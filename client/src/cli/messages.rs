@@ -126,6 +126,17 @@ pub fn error_text(command: &str, err: &Error, subject: Subject<'_>) -> String {
         }
         ErrorCode::NoXattr => detail("No such attribute"),
         ErrorCode::InvalidArgument => detail("Invalid argument"),
+        ErrorCode::LeaseHeld => detail("File is being written by another client"),
+        ErrorCode::LeaseExpired => detail("The write lease on the file was lost"),
+        ErrorCode::NoSpace => detail("No space left on device"),
+        ErrorCode::BlockMissing => {
+            // The client's own text already names the file and the block.
+            if err.message.starts_with("Could not obtain block") {
+                err.message.clone()
+            } else {
+                detail("Could not obtain block")
+            }
+        }
         code => match posix_text(code) {
             Some(text) => format!("`{path}': {text}"),
             None => detail("Input/output error"),
@@ -235,6 +246,38 @@ mod tests {
         assert_eq!(
             error_line("setfattr", &err(ErrorCode::NoXattr), p),
             "setfattr: No matching attributes found for remove operation"
+        );
+    }
+
+    #[test]
+    fn data_path_errors() {
+        let e = Error::new(
+            ErrorCode::LeaseHeld,
+            "`/f': lease held by client 0a1b until 12:00:00",
+        );
+        assert_eq!(
+            error_line("put", &e, Subject::Path("/f")),
+            "put: `/f': File is being written by another client: lease held by client 0a1b until 12:00:00"
+        );
+        let e = Error::new(
+            ErrorCode::NoSpace,
+            "only 3 block servers are live, RS-4-2-1024k needs 6",
+        );
+        assert_eq!(
+            error_line("put", &e, Subject::Path("/f")),
+            "put: `/f': No space left on device: only 3 block servers are live, RS-4-2-1024k needs 6"
+        );
+        let e = Error::new(
+            ErrorCode::BlockMissing,
+            "Could not obtain block blk_7 of /f (block 0 of the file): 3 of the 4 shards needed are available",
+        );
+        assert_eq!(
+            error_line("cat", &e, Subject::Path("/f")),
+            "cat: Could not obtain block blk_7 of /f (block 0 of the file): 3 of the 4 shards needed are available"
+        );
+        assert_eq!(
+            error_line("cat", &err(ErrorCode::BlockMissing), Subject::Path("/f")),
+            "cat: `/f': Could not obtain block"
         );
     }
 

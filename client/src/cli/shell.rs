@@ -179,6 +179,16 @@ impl Shell {
             .collect()
     }
 
+    /// Writes raw bytes to stdout; `false` when stdout is closed (the reader went away).
+    pub fn write_out(&mut self, bytes: &[u8]) -> bool {
+        self.out.write_all(bytes).is_ok()
+    }
+
+    /// Flushes stdout (`-tail -f` shows each new piece at once).
+    pub fn flush_out(&mut self) {
+        let _ = self.out.flush();
+    }
+
     pub fn println(&mut self, line: &str) {
         // A closed stdout (`| head`) is not a failure of the command.
         let _ = writeln!(self.out, "{line}");

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arbor_proto::error::status;
+use arbor_proto::namenode as pb;
 use arbor_proto::namenode::namenode_server::{Namenode, NamenodeServer};
 use arbor_proto::namenode::*;
 use arbor_proto::records::InodeKind;
@@ -553,5 +554,57 @@ impl Namenode for Fake {
             vparts: 16,
             ..Default::default()
         }))
+    }
+
+    // The data path is not part of this fake: it serves the namespace calls only.
+    async fn stat_ino(&self, _req: Request<pb::InoRequest>) -> R<pb::StatusReply> {
+        Err(Status::unimplemented("stat_ino"))
+    }
+
+    async fn open_write(&self, _req: Request<pb::OpenWriteRequest>) -> R<pb::OpenWriteReply> {
+        Err(Status::unimplemented("open_write"))
+    }
+
+    async fn add_block(&self, _req: Request<pb::AddBlockRequest>) -> R<pb::AddBlockReply> {
+        Err(Status::unimplemented("add_block"))
+    }
+
+    async fn commit_write(&self, _req: Request<pb::CommitWriteRequest>) -> R<pb::StatusReply> {
+        Err(Status::unimplemented("commit_write"))
+    }
+
+    async fn renew_lease(&self, _req: Request<pb::RenewLeaseRequest>) -> R<pb::Empty> {
+        Err(Status::unimplemented("renew_lease"))
+    }
+
+    async fn get_blocks(&self, _req: Request<pb::GetBlocksRequest>) -> R<pb::GetBlocksReply> {
+        Err(Status::unimplemented("get_blocks"))
+    }
+
+    async fn report_bad_shards(&self, _req: Request<pb::ReportBadShardsRequest>) -> R<pb::Empty> {
+        Err(Status::unimplemented("report_bad_shards"))
+    }
+
+    async fn set_ec_policy(&self, _req: Request<pb::SetEcPolicyRequest>) -> R<pb::Empty> {
+        Err(Status::unimplemented("set_ec_policy"))
+    }
+
+    async fn get_ec_policy(&self, _req: Request<pb::PathRequest>) -> R<pb::GetEcPolicyReply> {
+        Err(Status::unimplemented("get_ec_policy"))
+    }
+
+    async fn list_ec_policies(&self, _req: Request<pb::Empty>) -> R<pb::ListEcPoliciesReply> {
+        Err(Status::unimplemented("list_ec_policies"))
+    }
+
+    async fn block_server_heartbeat(
+        &self,
+        _req: Request<pb::HeartbeatRequest>,
+    ) -> R<pb::HeartbeatReply> {
+        Err(Status::unimplemented("block_server_heartbeat"))
+    }
+
+    async fn list_block_servers(&self, _req: Request<pb::Empty>) -> R<pb::ListBlockServersReply> {
+        Err(Status::unimplemented("list_block_servers"))
     }
 }
