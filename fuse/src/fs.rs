@@ -1,0 +1,1043 @@
+//! The FUSE file system: each kernel request becomes a task on the tokio runtime that makes
+//! the namenode call (as the caller's identity) and answers the kernel, so the request
+//! threads never wait on the network.
+//!
+//! Invariants: an inode handed to the kernel (lookup, create, mkdir, symlink, readdirplus) is
+//! recorded in [`Inodes`] with one lookup; attributes of a file this mount is writing carry
+//! the writer's length; every error is an errno from `errno`.
+
+use std::ffi::OsStr;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use arbor_client::{Client, ErrorCode, FileStatus, XattrFlag};
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::attr::{allowed, attr_of, kind_of, ns_of};
+use crate::callers::Callers;
+use crate::errno::errno_of;
+use crate::files::OpenFiles;
+use crate::inodes::{Inodes, ROOT};
+use crate::options::MountOptions;
+
+/// Longest name a component may have (as on local file systems).
+const NAME_MAX: usize = 255;
+/// Largest write the kernel sends at once.
+pub const MAX_WRITE: u32 = 1 << 20;
+/// Readahead the kernel may do on sequential reads.
+pub const MAX_READAHEAD: u32 = 4 << 20;
+
+/// A directory's entries as read at opendir (readdir pages through it by offset).
+type Listing = Arc<Vec<(String, FileStatus)>>;
+
+/// Everything the request tasks share.
+pub struct Shared {
+    pub callers: Callers,
+    pub inodes: Inodes,
+    pub files: OpenFiles,
+    dirs: std::sync::Mutex<std::collections::HashMap<u64, Listing>>,
+    next_dir: AtomicU64,
+    /// The namenode does not answer StatIno.
+    no_stat_ino: AtomicBool,
+    /// Talks back to the kernel (set once the session runs).
+    notifier: std::sync::OnceLock<fuser::Notifier>,
+    pub opts: MountOptions,
+}
+
+/// The file system handed to fuser.
+pub struct ArborFs {
+    rt: tokio::runtime::Handle,
+    shared: Arc<Shared>,
+}
+
+/// Who made a request.
+#[derive(Clone, Copy, Debug)]
+struct Caller {
+    uid: u32,
+    gid: u32,
+}
+
+impl Caller {
+    fn of(req: &Request) -> Caller {
+        Caller {
+            uid: req.uid(),
+            gid: req.gid(),
+        }
+    }
+}
+
+fn name_of(name: &OsStr) -> Result<String, Errno> {
+    let s = name.to_str().ok_or(Errno::EINVAL)?;
+    if s.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(s.to_string())
+}
+
+impl ArborFs {
+    pub fn new(rt: tokio::runtime::Handle, base: Client, opts: MountOptions) -> ArborFs {
+        ArborFs {
+            rt,
+            shared: Arc::new(Shared {
+                callers: Callers::new(base),
+                inodes: Inodes::new(),
+                files: OpenFiles::new(),
+                dirs: Default::default(),
+                next_dir: AtomicU64::new(1),
+                no_stat_ino: AtomicBool::new(false),
+                notifier: std::sync::OnceLock::new(),
+                opts,
+            }),
+        }
+    }
+
+    /// The state shared with the request tasks (the mount closes writers through it).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    fn spawn<F, Fut>(&self, f: F)
+    where
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn(f(self.shared.clone()));
+    }
+}
+
+impl Shared {
+    /// Lets the file system notify the kernel (cache invalidations).
+    pub fn set_notifier(&self, notifier: fuser::Notifier) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    /// Marks the kernel's cached attributes of `ino` stale, so its next size check asks us:
+    /// an open must see the size the file had at close elsewhere (close-to-open), not one
+    /// cached before.
+    fn invalidate_attrs(&self, ino: u64) {
+        if let Some(n) = self.notifier.get()
+            && let Err(e) = n.inval_inode(INodeNo(ino), -1, 0)
+        {
+            tracing::debug!(ino, "attribute invalidation failed: {e}");
+        }
+    }
+
+    fn client(&self, c: Caller) -> Client {
+        self.callers.client(c.uid, c.gid)
+    }
+
+    fn attr(&self, status: &FileStatus) -> FileAttr {
+        attr_of(status, self.files.live_len(status.ino))
+    }
+
+    /// The attributes of `ino`: by inode number, so a rename elsewhere does not matter. A
+    /// namenode without StatIno (older) is asked by path, checking the inode it finds.
+    async fn stat(&self, c: Caller, ino: u64) -> Result<FileStatus, Errno> {
+        let client = self.client(c);
+        if !self.no_stat_ino.load(Ordering::Relaxed) {
+            match client.stat_ino(ino).await {
+                Ok(status) => return Ok(status),
+                Err(e) if e.code == ErrorCode::Internal => {
+                    tracing::info!("StatIno failed ({}); using path lookups", e.message);
+                    self.no_stat_ino.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(errno_of(&e)),
+            }
+        }
+        let path = self.inodes.path(ino)?;
+        let status = client.stat(&path).await.map_err(|e| errno_of(&e))?;
+        if status.ino != ino {
+            return Err(Errno::ENOENT);
+        }
+        Ok(status)
+    }
+
+    async fn lookup(&self, c: Caller, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
+        let name = name_of(name)?;
+        let path = self.inodes.child_path(parent, &name)?;
+        let status = self.client(c).stat(&path).await.map_err(|e| errno_of(&e))?;
+        self.inodes.remember(parent, &name, status.ino);
+        Ok(self.attr(&status))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn setattr(
+        &self,
+        c: Caller,
+        ino: u64,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+    ) -> Result<FileAttr, Errno> {
+        let client = self.client(c);
+        let path = self.inodes.path(ino)?;
+        let err = |e: arbor_client::Error| errno_of(&e);
+        if let Some(size) = size {
+            match self.files.set_len(ino, &path, size).await {
+                Some(res) => res?,
+                None => {
+                    client.truncate(&path, size).await.map_err(err)?;
+                }
+            }
+        }
+        if let Some(mode) = mode {
+            client.chmod(&path, mode & 0o7777).await.map_err(err)?;
+        }
+        if uid.is_some() || gid.is_some() {
+            client.chown(&path, uid, gid).await.map_err(err)?;
+        }
+        if atime.is_some() || mtime.is_some() {
+            let ns = |t: Option<TimeOrNow>| {
+                t.map(|t| match t {
+                    TimeOrNow::SpecificTime(t) => ns_of(t),
+                    TimeOrNow::Now => ns_of(SystemTime::now()),
+                })
+            };
+            client
+                .set_times(&path, ns(mtime), ns(atime))
+                .await
+                .map_err(err)?;
+        }
+        let status = self.stat(c, ino).await?;
+        Ok(self.attr(&status))
+    }
+
+    async fn made(&self, parent: u64, name: &str, status: FileStatus) -> FileAttr {
+        self.inodes.remember(parent, name, status.ino);
+        self.attr(&status)
+    }
+
+    async fn rename(
+        &self,
+        c: Caller,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> Result<(), Errno> {
+        if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
+            // Arbor cannot swap two names atomically.
+            return Err(Errno::EINVAL);
+        }
+        let (name, newname) = (name_of(name)?, name_of(newname)?);
+        let src = self.inodes.child_path(parent, &name)?;
+        let dst = self.inodes.child_path(newparent, &newname)?;
+        let client = self.client(c);
+        let res = if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            client.rename_noreplace(&src, &dst).await
+        } else {
+            client.rename(&src, &dst).await
+        };
+        res.map_err(|e| errno_of(&e))?;
+        self.inodes.renamed(parent, &name, newparent, &newname);
+        Ok(())
+    }
+
+    async fn list(&self, c: Caller, ino: u64) -> Result<u64, Errno> {
+        let path = self.inodes.path(ino)?;
+        let entries = self.client(c).list(&path).await.map_err(|e| errno_of(&e))?;
+        let entries: Vec<(String, FileStatus)> = entries
+            .into_iter()
+            .filter_map(|e| e.status.map(|s| (e.name, s)))
+            .collect();
+        let fh = self.next_dir.fetch_add(1, Ordering::Relaxed);
+        self.dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, Arc::new(entries));
+        Ok(fh)
+    }
+
+    fn listing(&self, fh: u64) -> Result<Listing, Errno> {
+        self.dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh)
+            .cloned()
+            .ok_or(Errno::EBADF)
+    }
+
+    async fn open(&self, c: Caller, ino: u64, flags: OpenFlags) -> Result<u64, Errno> {
+        let (read, write) = match flags.acc_mode() {
+            OpenAccMode::O_RDONLY => (true, false),
+            OpenAccMode::O_WRONLY => (false, true),
+            OpenAccMode::O_RDWR => (true, true),
+        };
+        let client = self.client(c);
+        if write && !self.opts.default_permissions {
+            // The namenode checks write permission only at the first write; check it now, as
+            // open(2) does.
+            let status = self.stat(c, ino).await?;
+            if !allowed(&status, client.identity(), 2) {
+                return Err(Errno::EACCES);
+            }
+        }
+        let fh = self.files.open(&client, ino, read, write).await?;
+        self.invalidate_attrs(ino);
+        Ok(fh)
+    }
+
+    async fn create(
+        &self,
+        c: Caller,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+    ) -> Result<(FileAttr, u64), Errno> {
+        let name = name_of(name)?;
+        let path = self.inodes.child_path(parent, &name)?;
+        let client = self.client(c);
+        let status = client
+            .create(&path, mode & 0o7777, false)
+            .await
+            .map_err(|e| errno_of(&e))?;
+        let attr = self.made(parent, &name, status).await;
+        let read = flags & libc::O_ACCMODE == libc::O_RDWR;
+        let fh = self.files.open(&client, attr.ino.0, read, true).await?;
+        Ok((attr, fh))
+    }
+
+    async fn getxattr(&self, c: Caller, ino: u64, name: &OsStr) -> Result<Vec<u8>, Errno> {
+        let name = name.to_str().ok_or(Errno::EINVAL)?;
+        if unsupported_xattr(name) {
+            return Err(Errno::NO_XATTR);
+        }
+        let path = self.inodes.path(ino)?;
+        self.client(c)
+            .get_xattr(&path, name)
+            .await
+            .map_err(|e| errno_of(&e))
+    }
+
+    async fn statfs(&self, c: Caller) -> Result<(u64, u64), Errno> {
+        let servers = self
+            .client(c)
+            .block_servers()
+            .await
+            .map_err(|e| errno_of(&e))?;
+        let (cap, used) = servers
+            .iter()
+            .filter(|s| s.alive)
+            .fold((0u64, 0u64), |(c, u), s| {
+                (c + s.capacity_bytes, u + s.used_bytes)
+            });
+        Ok((cap, used))
+    }
+
+    async fn access(&self, c: Caller, ino: u64, mask: i32) -> Result<(), Errno> {
+        let client = self.client(c);
+        let status = self.stat(c, ino).await?;
+        if allowed(&status, client.identity(), mask as u32) {
+            Ok(())
+        } else {
+            Err(Errno::EACCES)
+        }
+    }
+}
+
+/// Attributes the kernel asks about on its own (capabilities on every write, ACLs) that Arbor
+/// does not keep: answered here without a namenode call, and refused when set.
+fn unsupported_xattr(name: &str) -> bool {
+    name.starts_with("security.") || name.starts_with("system.")
+}
+
+fn reply_xattr(value: &[u8], size: u32, reply: ReplyXattr) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(value);
+    }
+}
+
+impl Filesystem for ArborFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(MAX_WRITE);
+        if let Err(max) = config.set_max_readahead(MAX_READAHEAD) {
+            let _ = config.set_max_readahead(max);
+        }
+        let _ = config.set_max_background(64);
+        for flag in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ASYNC_DIO,
+        ] {
+            if config.add_capabilities(flag).is_err() {
+                tracing::debug!(?flag, "kernel lacks capability");
+            }
+        }
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        let shared = self.shared.clone();
+        self.rt
+            .block_on(async move { shared.files.close_all().await });
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let c = Caller::of(req);
+        let name = name.to_owned();
+        self.spawn(move |s| async move {
+            match s.lookup(c, parent.0, &name).await {
+                Ok(attr) => reply.entry_with_ttls(
+                    &s.opts.attr_timeout,
+                    &s.opts.entry_timeout,
+                    &attr,
+                    Generation(0),
+                ),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.shared.inodes.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let c = Caller::of(req);
+        self.spawn(move |s| async move {
+            match s.stat(c, ino.0).await {
+                Ok(status) => reply.attr(&s.opts.attr_timeout, &s.attr(&status)),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let c = Caller::of(req);
+        self.spawn(move |s| async move {
+            match s
+                .setattr(c, ino.0, mode, uid, gid, size, atime, mtime)
+                .await
+            {
+                Ok(attr) => reply.attr(&s.opts.attr_timeout, &attr),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let c = Caller::of(req);
+        self.spawn(move |s| async move {
+            let res = async {
+                let path = s.inodes.path(ino.0)?;
+                s.client(c).readlink(&path).await.map_err(|e| errno_of(&e))
+            }
+            .await;
+            match res {
+                Ok(target) => reply.data(target.as_bytes()),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let fmt = mode & libc::S_IFMT;
+        if fmt != 0 && fmt != libc::S_IFREG {
+            // Only regular files exist in Arbor.
+            reply.error(Errno::EPERM);
+            return;
+        }
+        let c = Caller::of(req);
+        let name = name.to_owned();
+        self.spawn(move |s| async move {
+            let res = async {
+                let name = name_of(&name)?;
+                let path = s.inodes.child_path(parent.0, &name)?;
+                let status = s
+                    .client(c)
+                    .create(&path, mode & 0o7777, false)
+                    .await
+                    .map_err(|e| errno_of(&e))?;
+                Ok::<_, Errno>(s.made(parent.0, &name, status).await)
+            }
+            .await;
+            match res {
+                Ok(attr) => reply.entry_with_ttls(
+                    &s.opts.attr_timeout,
+                    &s.opts.entry_timeout,
+                    &attr,
+                    Generation(0),
+                ),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let c = Caller::of(req);
+        let name = name.to_owned();
+        self.spawn(move |s| async move {
+            let res = async {
+                let name = name_of(&name)?;
+                let path = s.inodes.child_path(parent.0, &name)?;
+                let status = s
+                    .client(c)
+                    .mkdir(&path, mode & 0o7777, false)
+                    .await
+                    .map_err(|e| errno_of(&e))?;
+                Ok::<_, Errno>(s.made(parent.0, &name, status).await)
+            }
+            .await;
+            match res {
+                Ok(attr) => reply.entry_with_ttls(
+                    &s.opts.attr_timeout,
+                    &s.opts.entry_timeout,
+                    &attr,
+                    Generation(0),
+                ),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(req, parent, name, false, reply);
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(req, parent, name, true, reply);
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let c = Caller::of(req);
+        let name = link_name.to_owned();
+        let target = target.to_owned();
+        self.spawn(move |s| async move {
+            let res = async {
+                let name = name_of(&name)?;
+                let target = target.to_str().ok_or(Errno::EINVAL)?;
+                let path = s.inodes.child_path(parent.0, &name)?;
+                let status = s
+                    .client(c)
+                    .symlink(target, &path)
+                    .await
+                    .map_err(|e| errno_of(&e))?;
+                Ok::<_, Errno>(s.made(parent.0, &name, status).await)
+            }
+            .await;
+            match res {
+                Ok(attr) => reply.entry_with_ttls(
+                    &s.opts.attr_timeout,
+                    &s.opts.entry_timeout,
+                    &attr,
+                    Generation(0),
+                ),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let c = Caller::of(req);
+        let (name, newname) = (name.to_owned(), newname.to_owned());
+        self.spawn(move |s| async move {
+            match s
+                .rename(c, parent.0, &name, newparent.0, &newname, flags)
+                .await
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        // Arbor's metadata has one name per inode: no hard links.
+        reply.error(Errno::EPERM);
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let c = Caller::of(req);
+        self.spawn(move |s| async move {
+            match s.open(c, ino.0, flags).await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.spawn(move |s| async move {
+            match s.files.read(fh.0, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = data.to_vec();
+        self.spawn(move |s| async move {
+            let res = async {
+                let path = s.inodes.path(ino.0)?;
+                s.files.write(fh.0, &path, offset, &data).await
+            }
+            .await;
+            match res {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(move |s| async move {
+            match s.files.sync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(move |s| async move {
+            match s.files.release(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(move |s| async move {
+            match s.files.sync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let c = Caller::of(req);
+        self.spawn(move |s| async move {
+            match s.list(c, ino.0).await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = match self.shared.listing(fh.0) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
+        };
+        let parent = self.shared.inodes.parent(ino.0).unwrap_or(ROOT);
+        let mut i = offset;
+        loop {
+            let full = match i {
+                0 => reply.add(ino, 1, FileType::Directory, "."),
+                1 => reply.add(INodeNo(parent), 2, FileType::Directory, ".."),
+                n => match entries.get((n - 2) as usize) {
+                    Some((name, st)) => reply.add(INodeNo(st.ino), n + 1, kind_of(st), name),
+                    None => break,
+                },
+            };
+            if full {
+                break;
+            }
+            i += 1;
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let s = &self.shared;
+        let entries = match s.listing(fh.0) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
+        };
+        let ttl = s.opts.entry_timeout;
+        let mut i = offset;
+        loop {
+            let full = match i {
+                // "." and ".." carry no attributes the kernel would keep (no lookup counted).
+                0 | 1 => {
+                    let name = if i == 0 { "." } else { ".." };
+                    let mut attr = attr_of(
+                        &FileStatus {
+                            ino: ino.0,
+                            kind: arbor_client::InodeKind::Directory as i32,
+                            mode: 0o755,
+                            ..Default::default()
+                        },
+                        None,
+                    );
+                    attr.ino = INodeNo(0);
+                    reply.add(
+                        INodeNo(0),
+                        i + 1,
+                        name,
+                        &Duration::ZERO,
+                        &attr,
+                        Generation(0),
+                    )
+                }
+                n => match entries.get((n - 2) as usize) {
+                    Some((name, st)) => {
+                        let attr = s.attr(st);
+                        let full = reply.add(attr.ino, n + 1, name, &ttl, &attr, Generation(0));
+                        if !full {
+                            s.inodes.remember(ino.0, name, st.ino);
+                        }
+                        full
+                    }
+                    None => break,
+                },
+            };
+            if full {
+                break;
+            }
+            i += 1;
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.shared
+            .dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Namespace changes are durable when the namenode answers them.
+        reply.ok();
+    }
+
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let c = Caller::of(req);
+        self.spawn(move |s| async move {
+            match s.statfs(c).await {
+                Ok((cap, used)) => {
+                    let bsize: u64 = 4096;
+                    let blocks = cap / bsize;
+                    let free = cap.saturating_sub(used) / bsize;
+                    reply.statfs(
+                        blocks,
+                        free,
+                        free,
+                        u64::MAX / 2,
+                        u64::MAX / 4,
+                        bsize as u32,
+                        NAME_MAX as u32,
+                        bsize as u32,
+                    )
+                }
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let c = Caller::of(req);
+        let name = name.to_owned();
+        let value = value.to_vec();
+        self.spawn(move |s| async move {
+            let res = async {
+                let name = name.to_str().ok_or(Errno::EINVAL)?;
+                if unsupported_xattr(name) {
+                    return Err(Errno::ENOTSUP);
+                }
+                let flag = if flags & libc::XATTR_CREATE != 0 {
+                    XattrFlag::Create
+                } else if flags & libc::XATTR_REPLACE != 0 {
+                    XattrFlag::Replace
+                } else {
+                    XattrFlag::Any
+                };
+                let path = s.inodes.path(ino.0)?;
+                s.client(c)
+                    .set_xattr_flag(&path, name, &value, flag)
+                    .await
+                    .map_err(|e| errno_of(&e))
+            }
+            .await;
+            match res {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let c = Caller::of(req);
+        let name = name.to_owned();
+        self.spawn(move |s| async move {
+            match s.getxattr(c, ino.0, &name).await {
+                Ok(value) => reply_xattr(&value, size, reply),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let c = Caller::of(req);
+        self.spawn(move |s| async move {
+            let res = async {
+                let path = s.inodes.path(ino.0)?;
+                s.client(c)
+                    .list_xattrs(&path)
+                    .await
+                    .map_err(|e| errno_of(&e))
+            }
+            .await;
+            match res {
+                Ok(list) => {
+                    let mut names = Vec::new();
+                    for (name, _) in list {
+                        names.extend_from_slice(name.as_bytes());
+                        names.push(0);
+                    }
+                    reply_xattr(&names, size, reply)
+                }
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let c = Caller::of(req);
+        let name = name.to_owned();
+        self.spawn(move |s| async move {
+            let res = async {
+                let name = name.to_str().ok_or(Errno::EINVAL)?;
+                if unsupported_xattr(name) {
+                    return Err(Errno::NO_XATTR);
+                }
+                let path = s.inodes.path(ino.0)?;
+                s.client(c)
+                    .remove_xattr(&path, name)
+                    .await
+                    .map_err(|e| errno_of(&e))
+            }
+            .await;
+            match res {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let c = Caller::of(req);
+        let mask = mask.bits();
+        self.spawn(move |s| async move {
+            match s.access(c, ino.0, mask).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let c = Caller::of(req);
+        let name = name.to_owned();
+        self.spawn(move |s| async move {
+            match s.create(c, parent.0, &name, mode, flags).await {
+                Ok((attr, fh)) => reply.created(
+                    &s.opts.entry_timeout,
+                    &attr,
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+}
+
+impl ArborFs {
+    fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
+        let c = Caller::of(req);
+        let name = name.to_owned();
+        self.spawn(move |s| async move {
+            let res = async {
+                let name = name_of(&name)?;
+                let path = s.inodes.child_path(parent.0, &name)?;
+                let client = s.client(c);
+                let res = if dir {
+                    client.rmdir(&path).await
+                } else {
+                    client.unlink(&path).await
+                };
+                res.map_err(|e| errno_of(&e))?;
+                s.inodes.unlinked(parent.0, &name);
+                Ok::<(), Errno>(())
+            }
+            .await;
+            match res {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+}

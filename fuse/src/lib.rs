@@ -1,0 +1,25 @@
+//! The FUSE mount of Arbor (`arbor-mount`, run by `arbor mount`).
+//!
+//! - [`fs`]: the file system: each kernel request as a task making namenode calls as the
+//!   caller's identity.
+//! - [`inodes`]: inode number → (parent, name), for the path-based namespace calls.
+//! - [`files`]: open files: readers, and one shared writer per inode.
+//! - [`attr`]: file status → kernel attributes; the local mode-bit check.
+//! - [`callers`]: the request's uid/gid → an identity (with supplementary groups) → a client.
+//! - [`errno`]: Arbor error codes → errno, in one place.
+//! - [`options`]: `-o` mount options.
+//! - [`mount`]: mounting, serving, unmounting, background mode.
+
+pub mod attr;
+pub mod callers;
+pub mod errno;
+pub mod error;
+pub mod files;
+pub mod fs;
+pub mod inodes;
+pub mod mount;
+pub mod options;
+
+pub use error::MountError;
+pub use mount::{MountConfig, serve, spawn_background};
+pub use options::MountOptions;
