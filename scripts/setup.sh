@@ -59,8 +59,46 @@ fi
 
 # cargo-nextest runs the suite when present (scripts/test.sh falls back to `cargo test`).
 
-# --- FUSE (arbor mount): the fuse3 runtime package goes here. ------------------------------
-# --- S3 emulator (object-store block servers): moto[server] from PyPI goes here. -----------
-# --- Azure Blob emulator: azurite from npm goes here. --------------------------------------
+# Project-local tools (gitignored): the object-store emulators the data-path tests start.
+# The tests look for them at these paths (or at $ARBOR_MOTO_SERVER / $ARBOR_AZURITE_BLOB).
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools=${ARBOR_TOOLS_DIR:-$root/.tools}
+mkdir -p "$tools"
+
+# --- FUSE (arbor mount): the fuse3 runtime provides fusermount3. -----------------------------
+if ! command -v fusermount3 >/dev/null 2>&1; then
+  apt_install fuse3
+fi
+
+# --- S3 emulator: moto's server, from PyPI, in a venv of its own. ----------------------------
+venv=$tools/venv
+if [ ! -x "$venv/bin/moto_server" ]; then
+  if ! command -v python3 >/dev/null 2>&1; then
+    apt_install python3
+  fi
+  # Debian splits venv (and the pip it bootstraps) into python3-venv; a failed attempt leaves a
+  # venv without pip behind, so start over after installing it.
+  if ! python3 -m venv "$venv" >/dev/null 2>&1 || [ ! -x "$venv/bin/pip" ]; then
+    rm -rf "$venv"
+    py=$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    apt_install python3-venv "python$py-venv" || apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
+  log "installing moto[server] into $venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
+fi
+log "S3 emulator: $venv/bin/moto_server ($("$venv/bin/python" -c 'import moto; print("moto", moto.__version__)'))"
+
+# --- Azure Blob emulator: Azurite, from npm, in a node_modules of its own. --------------------
+node_dir=$tools/node
+if [ ! -x "$node_dir/node_modules/.bin/azurite-blob" ]; then
+  if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    apt_install nodejs npm
+  fi
+  log "installing azurite into $node_dir"
+  mkdir -p "$node_dir"
+  npm install --prefix "$node_dir" --no-audit --no-fund --loglevel=error azurite >/dev/null
+fi
+log "Azure emulator: $node_dir/node_modules/.bin/azurite-blob (azurite $(node -p "require('$node_dir/node_modules/azurite/package.json').version"))"
 
 exit 0

@@ -26,9 +26,22 @@ show dfs -mkdir -p "/demo-$stamp/logs" "/demo-$stamp/data"
 show dfs -touchz "/demo-$stamp/logs/app.log"
 show dfs -setfattr -n user.owner -v analytics "/demo-$stamp/data"
 show dfs -mv "/demo-$stamp/logs/app.log" "/demo-$stamp/data/app.log"
+head -c 3000000 /dev/urandom > "$dir/sample.bin"
+show dfs -put "$dir/sample.bin" "/demo-$stamp/data/sample.bin"
+echo "hello from arbor" | arbor dfs -put - "/demo-$stamp/data/hello.txt"
+show dfs -cat "/demo-$stamp/data/hello.txt"
+show dfs -get "/demo-$stamp/data/sample.bin" "$dir/sample.back"
+cmp "$dir/sample.bin" "$dir/sample.back" && echo "(the 3 MB file came back identical)"
+rm -f "$dir/sample.bin" "$dir/sample.back"
 show dfs -ls -R "/demo-$stamp"
 show dfs -getfattr -d "/demo-$stamp/data"
 show dfs -count "/demo-$stamp"
+show dfs -du -h "/demo-$stamp/data"
+show dfs -df -h
+show ec -getPolicy -path /
+sleep 1
+show search "xattr.owner=analytics"
+show search "size>1M" --path "/demo-$stamp"
 show fsck /
 echo
 echo "The cluster keeps running; try: target/debug/arbor dfs -ls /   (Ctrl-C here stops it)"

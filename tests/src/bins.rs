@@ -10,6 +10,8 @@ pub const METASTORE: &str = "arbor-metastore";
 pub const NAMENODE: &str = "arbor-namenode";
 /// The CLI.
 pub const CLI: &str = "arbor";
+/// The block server.
+pub const BLOCKSERVER: &str = "arbor-blockserver";
 
 /// The directory the binaries are taken from.
 pub fn bin_dir() -> PathBuf {

@@ -2,11 +2,16 @@
 //! directory of its own, with the handles a scenario needs (clients, the CLI, killing and
 //! restarting parts, fsck).
 //!
+//! With `Config::blockservers > 0` the cluster also has the data path: block servers (shards in
+//! local directories, or in S3 / Azure Blob emulators the cluster starts), and namenodes started
+//! with the data flags of [`DataConfig`] (small blocks and cells, short heartbeat, dead-server
+//! and repair intervals, so scenarios see repair within seconds).
+//!
 //! Invariants: every part of the cluster is a child of the test process and dies with it (see
 //! `process`); a part restarted keeps its address (clients and namenodes are configured with it)
-//! and, for a shard, its data directory. Each part's output goes to `DIR/logs/NAME.log`; the tail
-//! of every log is printed when the cluster is dropped, which the test runners show only for a
-//! failing test.
+//! and its data (a shard's directory, a block server's store). Each part's output goes to
+//! `DIR/logs/NAME.log`; the tail of every log is printed when the cluster is dropped, which the
+//! test runners show only for a failing test.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -14,12 +19,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use arbor_client::{Client, Identity};
+use arbor_proto::blockserver::ShardEntry;
+use arbor_proto::blockserver::block_server_client::BlockServerClient;
 use arbor_proto::metastore::metastore_client::MetastoreClient;
-use arbor_proto::namenode::FsckReply;
 use arbor_proto::namenode::namenode_client::NamenodeClient;
+use arbor_proto::namenode::{BlockServerInfo, Empty, FsckReply};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::bins;
+use crate::blockservers;
+use crate::emulators::{AZURE_CONTAINER, Azurite, Moto, S3_BUCKET};
 use crate::ports;
 use crate::process::{self, Process, Spec, StartError};
 
@@ -45,6 +54,12 @@ pub struct Config {
     /// `(0, "ARBOR_FAULT", "after_prepare:rename")`. Applies to its first start only;
     /// `restart_namenode` takes its own.
     pub namenode_env: Vec<(usize, String, String)>,
+    /// Block servers to start (0: a metadata-only cluster, as before the data path).
+    pub blockservers: usize,
+    /// Where the block servers keep their shards.
+    pub store: StoreBackend,
+    /// The namenodes' data-path flags; `None` leaves the namenodes' defaults.
+    pub data: Option<DataConfig>,
 }
 
 impl Default for Config {
@@ -55,14 +70,78 @@ impl Default for Config {
             intent_timeout_ms: 1000,
             vparts: None,
             namenode_env: Vec::new(),
+            blockservers: 0,
+            store: StoreBackend::Local,
+            data: None,
         }
     }
 }
+
+impl Config {
+    /// A data-path cluster: two shards, two namenodes and `blockservers` block servers on
+    /// local directories, with the small test sizes of [`DataConfig::default`].
+    pub fn data(blockservers: usize) -> Config {
+        Config {
+            shards: 2,
+            namenodes: 2,
+            blockservers,
+            data: Some(DataConfig::default()),
+            ..Config::default()
+        }
+    }
+}
+
+/// Where block servers keep their shards. Server `i` uses its own prefix of the store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// `file://DIR/blockserver-i`.
+    #[default]
+    Local,
+    /// `s3://arbor/bs-i` on a moto server the cluster starts.
+    S3,
+    /// `az://arbor/bs-i` on an Azurite the cluster starts.
+    Azure,
+}
+
+/// The data-path flags the namenodes (and block servers) start with.
+#[derive(Clone, Debug)]
+pub struct DataConfig {
+    pub block_size: u64,
+    pub cell_size: u64,
+    pub inline_threshold: u64,
+    pub default_ec_policy: String,
+    /// Block server heartbeat interval (the namenodes tell the servers; servers start with it).
+    pub heartbeat_ms: u64,
+    /// A server silent this long is dead: its shards are rebuilt elsewhere.
+    pub dead_after_ms: u64,
+    /// How often the leader repairs blocks and deletes freed shards.
+    pub repair_interval_ms: u64,
+}
+
+/// Test sizes: 1 MiB blocks of RS(4,2) with 64 KiB cells, a 64 KiB inline threshold, and
+/// second-scale failure detection and repair.
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            block_size: MIB,
+            cell_size: 64 * KIB,
+            inline_threshold: 64 * KIB,
+            default_ec_policy: "RS-4-2-1024k".into(),
+            heartbeat_ms: 500,
+            dead_after_ms: 4000,
+            repair_interval_ms: 1000,
+        }
+    }
+}
+
+pub const KIB: u64 = 1024;
+pub const MIB: u64 = 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
     Shard(usize),
     Namenode(usize),
+    Blockserver(usize),
 }
 
 /// One part of the cluster: its fixed address and its current process.
@@ -78,6 +157,9 @@ pub struct TestCluster {
     root: PathBuf,
     shards: Vec<Mutex<Slot>>,
     namenodes: Vec<Mutex<Slot>>,
+    blockservers: Vec<Mutex<Slot>>,
+    moto: Option<Moto>,
+    azurite: Option<Azurite>,
 }
 
 /// The identity the harness's clients and CLI act as: the cluster's superuser, whoever runs
@@ -95,8 +177,11 @@ pub fn superuser() -> Identity {
 pub struct Output {
     /// The exit status (-1 when killed by a signal).
     pub code: i32,
+    /// Stdout as text (invalid UTF-8 replaced); `stdout_bytes` holds it exactly.
     pub stdout: String,
     pub stderr: String,
+    /// Stdout byte for byte (file contents from `-cat`, `-head`, `-tail`).
+    pub stdout_bytes: Vec<u8>,
 }
 
 impl Output {
@@ -129,8 +214,10 @@ fn lazy_channel(addr: &str) -> Channel {
 }
 
 impl TestCluster {
-    /// Starts the shards, then namenode 0 (which formats the cluster), then the other namenodes,
-    /// each waited for until it prints its ready line.
+    /// Starts the shards (and the object-store emulator, if any), then namenode 0 (which
+    /// formats the cluster), then the other namenodes, then the block servers, each waited for
+    /// until it prints its ready line; with block servers, until the namenodes list them all
+    /// alive.
     pub async fn start(config: Config) -> TestCluster {
         assert!(config.shards >= 1 && config.namenodes >= 1, "empty cluster");
         let dir = tempfile::Builder::new()
@@ -139,23 +226,38 @@ impl TestCluster {
             .expect("create the cluster's temp dir");
         let root = dir.path().to_path_buf();
         std::fs::create_dir_all(root.join("logs")).expect("create the logs dir");
-        let ports = ports::free_ports(config.shards + config.namenodes);
+        let ports = ports::free_ports(config.shards + config.namenodes + config.blockservers);
         let slot = |port| {
             Mutex::new(Slot {
                 port,
                 process: None,
             })
         };
-        let cluster = TestCluster {
-            shards: ports[..config.shards].iter().map(|&p| slot(p)).collect(),
-            namenodes: ports[config.shards..].iter().map(|&p| slot(p)).collect(),
+        let (s, n) = (config.shards, config.namenodes);
+        let mut cluster = TestCluster {
+            shards: ports[..s].iter().map(|&p| slot(p)).collect(),
+            namenodes: ports[s..s + n].iter().map(|&p| slot(p)).collect(),
+            blockservers: ports[s + n..].iter().map(|&p| slot(p)).collect(),
             config,
             dir: Some(dir),
             root,
+            moto: None,
+            azurite: None,
         };
 
+        let logs = cluster.root.join("logs");
+        let azurite_dir = cluster.root.join("azurite");
+        let emulator = async {
+            match cluster.config.store {
+                StoreBackend::Local => (None, None),
+                StoreBackend::S3 => (Some(Moto::start(&logs).await), None),
+                StoreBackend::Azure => (None, Some(Azurite::start(&azurite_dir, &logs).await)),
+            }
+        };
         let shards = (0..cluster.config.shards).map(|i| cluster.launch(Role::Shard(i), &[], true));
-        futures::future::join_all(shards).await;
+        let (_, (moto, azurite)) = futures::join!(futures::future::join_all(shards), emulator);
+        cluster.moto = moto;
+        cluster.azurite = azurite;
         let env0 = cluster.first_env(0);
         cluster.launch(Role::Namenode(0), &env0, true).await;
         let this = &cluster;
@@ -164,6 +266,14 @@ impl TestCluster {
             async move { this.launch(Role::Namenode(i), &env, true).await }
         });
         futures::future::join_all(others).await;
+        if cluster.config.blockservers > 0 {
+            let servers = (0..cluster.config.blockservers)
+                .map(|i| cluster.launch(Role::Blockserver(i), &[], true));
+            futures::future::join_all(servers).await;
+            cluster
+                .wait_block_servers_alive(cluster.config.blockservers, READY_TIMEOUT)
+                .await;
+        }
         cluster
     }
 
@@ -180,6 +290,7 @@ impl TestCluster {
         match role {
             Role::Shard(i) => &self.shards[i],
             Role::Namenode(i) => &self.namenodes[i],
+            Role::Blockserver(i) => &self.blockservers[i],
         }
     }
 
@@ -187,6 +298,7 @@ impl TestCluster {
         match role {
             Role::Shard(i) => format!("shard-{i}"),
             Role::Namenode(i) => format!("namenode-{i}"),
+            Role::Blockserver(i) => format!("blockserver-{i}"),
         }
     }
 
@@ -223,7 +335,36 @@ impl TestCluster {
                     args.push("--vparts".into());
                     args.push(v.to_string());
                 }
+                if let Some(d) = &self.config.data {
+                    for (flag, value) in [
+                        ("--block-size", d.block_size.to_string()),
+                        ("--cell-size", d.cell_size.to_string()),
+                        ("--inline-threshold", d.inline_threshold.to_string()),
+                        ("--default-ec-policy", d.default_ec_policy.clone()),
+                        ("--heartbeat-ms", d.heartbeat_ms.to_string()),
+                        ("--dead-after-ms", d.dead_after_ms.to_string()),
+                        ("--repair-interval-ms", d.repair_interval_ms.to_string()),
+                    ] {
+                        args.push(flag.into());
+                        args.push(value);
+                    }
+                }
                 (bins::bin(bins::NAMENODE), args)
+            }
+            Role::Blockserver(i) => {
+                let mut args = vec![
+                    "--listen".into(),
+                    addr,
+                    "--store".into(),
+                    self.blockserver_store_url(i),
+                    "--namenode".into(),
+                    self.namenode_addrs().join(","),
+                ];
+                if let Some(d) = &self.config.data {
+                    args.push("--heartbeat-ms".into());
+                    args.push(d.heartbeat_ms.to_string());
+                }
+                (bins::bin(bins::BLOCKSERVER), args)
             }
         };
         let mut full_env = vec![
@@ -235,6 +376,14 @@ impl TestCluster {
                 std::env::var("ARBOR_TEST_LOG").unwrap_or_else(|_| "info".into()),
             ),
         ];
+        if let Role::Blockserver(_) = role {
+            if let Some(moto) = &self.moto {
+                full_env.extend(moto.env());
+            }
+            if let Some(azurite) = &self.azurite {
+                full_env.extend(azurite.env());
+            }
+        }
         full_env.extend(env.iter().cloned());
         Spec {
             name: Self::name(role),
@@ -246,6 +395,19 @@ impl TestCluster {
                 "ARBOR_METASTORE",
                 "ARBOR_NAMENODE",
                 "ARBOR_USER",
+                "ARBOR_S3_ENDPOINT",
+                "ARBOR_AZURE_EMULATOR",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "AWS_REGION",
+                "AWS_PROFILE",
+                "AZURE_STORAGE_ACCOUNT_NAME",
+                "AZURE_STORAGE_ACCOUNT_KEY",
+                "ARBOR_BLOCKSERVER_LISTEN",
+                "ARBOR_BLOCKSERVER_STORE",
+                "ARBOR_BLOCKSERVER_CAPACITY",
+                "ARBOR_BLOCKSERVER_HEARTBEAT_MS",
             ]
             .iter()
             .map(|s| s.to_string())
@@ -377,6 +539,7 @@ impl TestCluster {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            stdout_bytes: output.stdout,
         }
     }
 
@@ -491,12 +654,185 @@ impl TestCluster {
         }
     }
 
+    /// Polls `fsck /` until `done` holds, for at most `limit`; returns that report. Panics at
+    /// the limit with the last report and what was awaited.
+    pub async fn wait_fsck(
+        &self,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&FsckReply) -> bool,
+    ) -> FsckReply {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let report = self.fsck().await;
+            if done(&report) {
+                return report;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("fsck did not reach `{what}` within {limit:?}; last report: {report:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    // ---- The data path: block servers. ---------------------------------------------------
+
+    /// The store URL block server `i` runs on (kept across restarts).
+    pub fn blockserver_store_url(&self, i: usize) -> String {
+        match self.config.store {
+            StoreBackend::Local => format!("file://{}", self.blockserver_dir(i).display()),
+            StoreBackend::S3 => format!("s3://{S3_BUCKET}/bs-{i}"),
+            StoreBackend::Azure => format!("az://{AZURE_CONTAINER}/bs-{i}"),
+        }
+    }
+
+    /// The local directory of block server `i` (its store with the local backend).
+    pub fn blockserver_dir(&self, i: usize) -> PathBuf {
+        self.root.join(format!("blockserver-{i}"))
+    }
+
+    pub fn blockserver_addrs(&self) -> Vec<String> {
+        self.blockservers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.lock().unwrap().port))
+            .collect()
+    }
+
+    pub fn blockserver_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.blockservers[i].lock().unwrap().port)
+    }
+
+    /// The index of the block server listening on `addr`.
+    pub fn blockserver_index(&self, addr: &str) -> Option<usize> {
+        self.blockserver_addrs().iter().position(|a| a == addr)
+    }
+
+    /// SIGKILLs block server `i` and returns how it ended.
+    pub fn kill_blockserver(&self, i: usize) -> Option<ExitStatus> {
+        self.kill(Role::Blockserver(i))
+    }
+
+    /// Starts block server `i` again on its address and store.
+    pub async fn restart_blockserver(&self, i: usize) {
+        self.kill(Role::Blockserver(i));
+        self.launch(Role::Blockserver(i), &[], false).await;
+    }
+
+    /// Whether block server `i`'s process is alive.
+    pub fn blockserver_running(&self, i: usize) -> bool {
+        let mut slot = self.blockservers[i].lock().unwrap();
+        slot.process
+            .as_mut()
+            .is_some_and(|p| p.try_exit().is_none())
+    }
+
+    /// The raw gRPC client of block server `i`.
+    pub fn raw_blockserver(&self, i: usize) -> BlockServerClient<Channel> {
+        BlockServerClient::new(lazy_channel(&self.blockserver_addr(i)))
+    }
+
+    /// Block server `i`'s id (from its Stat).
+    pub async fn blockserver_id(&self, i: usize) -> u64 {
+        blockservers::stat(&self.blockserver_addr(i))
+            .await
+            .unwrap_or_else(|e| panic!("Stat of block server {i}: {e}"))
+            .server_id
+    }
+
+    /// Every shard block server `i` stores (ListShards, all pages).
+    pub async fn list_shards(&self, i: usize) -> Vec<ShardEntry> {
+        blockservers::list_shards(&self.blockserver_addr(i))
+            .await
+            .unwrap_or_else(|e| panic!("ListShards of block server {i}: {e}"))
+    }
+
+    /// The file holding shard `(block_id, index)` in block server `i`'s local store.
+    pub fn shard_file(&self, i: usize, block_id: u64, index: u32) -> PathBuf {
+        assert_eq!(
+            self.config.store,
+            StoreBackend::Local,
+            "shard files are on disk only with the local store"
+        );
+        blockservers::shard_file(&self.blockserver_dir(i), block_id, index).unwrap_or_else(|| {
+            panic!(
+                "no file for shard {block_id}/{index} under {}",
+                self.blockserver_dir(i).display()
+            )
+        })
+    }
+
+    /// The moto server the block servers use (S3 backend).
+    pub fn moto(&self) -> Option<&Moto> {
+        self.moto.as_ref()
+    }
+
+    /// The Azurite the block servers use (Azure backend).
+    pub fn azurite(&self) -> Option<&Azurite> {
+        self.azurite.as_ref()
+    }
+
+    /// The block servers as the namenodes see them (ListBlockServers on any namenode).
+    pub async fn block_servers(&self) -> Vec<BlockServerInfo> {
+        let mut last = None;
+        for i in 0..self.config.namenodes {
+            if !self.namenode_running(i) {
+                continue;
+            }
+            match self.raw_namenode(i).list_block_servers(Empty {}).await {
+                Ok(reply) => return reply.into_inner().servers,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("ListBlockServers failed on every namenode: {last:?}")
+    }
+
+    /// Waits until the namenodes list at least `n` live block servers; returns them.
+    pub async fn wait_block_servers_alive(
+        &self,
+        n: usize,
+        limit: Duration,
+    ) -> Vec<BlockServerInfo> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let servers = self.block_servers().await;
+            if servers.iter().filter(|s| s.alive).count() >= n {
+                return servers;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("fewer than {n} live block servers after {limit:?}: {servers:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the namenodes list block server `id` as dead.
+    pub async fn wait_block_server_dead(&self, id: u64, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let servers = self.block_servers().await;
+            if servers.iter().any(|s| s.server_id == id && !s.alive) {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("block server {id} still listed alive after {limit:?}: {servers:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn all_logs(&self) -> Vec<PathBuf> {
         let logs = self.root.join("logs");
         let mut names: Vec<String> = (0..self.config.shards)
             .map(|i| Self::name(Role::Shard(i)))
             .chain((0..self.config.namenodes).map(|i| Self::name(Role::Namenode(i))))
+            .chain((0..self.config.blockservers).map(|i| Self::name(Role::Blockserver(i))))
             .collect();
+        if self.moto.is_some() {
+            names.push("moto".into());
+        }
+        if self.azurite.is_some() {
+            names.push("azurite".into());
+        }
         names.dedup();
         names
             .iter()
@@ -507,11 +843,22 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        for slot in self.namenodes.iter().chain(self.shards.iter()) {
+        let slots = self
+            .blockservers
+            .iter()
+            .chain(&self.namenodes)
+            .chain(&self.shards);
+        for slot in slots {
             let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(p) = slot.process.as_mut() {
                 p.kill();
             }
+        }
+        if let Some(moto) = self.moto.as_mut() {
+            moto.kill();
+        }
+        if let Some(azurite) = self.azurite.as_mut() {
+            azurite.kill();
         }
         // Captured by the runner: shown only when the test fails.
         for log in self.all_logs() {

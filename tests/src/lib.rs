@@ -12,6 +12,9 @@
 //!
 //! - [`cluster`]: `TestCluster` and its `Config`; [`process`]: one child process and its log;
 //!   [`bins`]: where the binaries are; [`ports`]: free loopback ports.
+//! - The data path: `Config::data(n)` adds `n` block servers (local directories, or S3 / Azure
+//!   through [`emulators`]); [`data`]: file contents through the client's readers and writers;
+//!   [`blockservers`]: raw block-server calls and shard files on disk.
 //! - [`namespace`]: walks, snapshots and error assertions over the client library;
 //!   [`raw`]: hand-built call contexts for exactly-once scenarios; [`rows`]: metastore rows
 //!   read directly.
@@ -19,17 +22,22 @@
 //! Every scenario is bounded: wrap it in [`within`], so a test fails instead of hanging.
 
 pub mod bins;
+pub mod blockservers;
 pub mod cluster;
+pub mod data;
+pub mod emulators;
+pub mod mount;
 pub mod namespace;
 pub mod ports;
 pub mod process;
 pub mod raw;
 pub mod rows;
+pub mod search;
 
 use std::future::Future;
 use std::time::Duration;
 
-pub use cluster::{Config, Output, TestCluster, superuser};
+pub use cluster::{Config, DataConfig, KIB, MIB, Output, StoreBackend, TestCluster, superuser};
 
 /// Runs `scenario`, failing the test if it takes longer than `limit`.
 pub async fn within<F: Future>(limit: Duration, scenario: F) -> F::Output {
