@@ -702,11 +702,16 @@ mod tests {
                 "--metastore",
                 "127.0.0.1:19500,127.0.0.1:19501,127.0.0.1:19502",
                 "--default-ec-policy",
-                "RS-4-2-1024k"
+                "RS-4-2-1024k",
+                "--search",
+                "127.0.0.1:19540"
             ]
         );
         assert_eq!(n1.addr, "127.0.0.1:19521");
         assert_eq!(p.blockservers.len(), 2);
+        assert_eq!(p.search.len(), 1);
+        assert_eq!(p.search[0].program, PathBuf::from("/bin/dir/arbor-search"));
+        assert_eq!(p.search[0].args[..2], ["--listen", "127.0.0.1:19540"]);
         let b1 = &p.blockservers[1];
         assert_eq!(b1.program, PathBuf::from("/bin/dir/arbor-blockserver"));
         assert_eq!(
