@@ -213,6 +213,20 @@ impl Shared {
         Ok(self.attr(&status))
     }
 
+    /// Answers a request that names an entry (lookup, mknod, mkdir, symlink) with the mount's
+    /// attribute and entry timeouts.
+    fn answer_entry(&self, reply: ReplyEntry, res: Result<FileAttr, Errno>) {
+        match res {
+            Ok(attr) => reply.entry_with_ttls(
+                &self.opts.attr_timeout,
+                &self.opts.entry_timeout,
+                &attr,
+                Generation(0),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
     async fn made(&self, parent: u64, name: &str, status: FileStatus) -> FileAttr {
         self.inodes.remember(parent, name, status.ino);
         self.attr(&status)
@@ -394,15 +408,8 @@ impl Filesystem for ArborFs {
         let c = Caller::of(req);
         let name = name.to_owned();
         self.spawn(move |s| async move {
-            match s.lookup(c, parent.0, &name).await {
-                Ok(attr) => reply.entry_with_ttls(
-                    &s.opts.attr_timeout,
-                    &s.opts.entry_timeout,
-                    &attr,
-                    Generation(0),
-                ),
-                Err(e) => reply.error(e),
-            }
+            let res = s.lookup(c, parent.0, &name).await;
+            s.answer_entry(reply, res);
         });
     }
 
@@ -495,15 +502,7 @@ impl Filesystem for ArborFs {
                 Ok::<_, Errno>(s.made(parent.0, &name, status).await)
             }
             .await;
-            match res {
-                Ok(attr) => reply.entry_with_ttls(
-                    &s.opts.attr_timeout,
-                    &s.opts.entry_timeout,
-                    &attr,
-                    Generation(0),
-                ),
-                Err(e) => reply.error(e),
-            }
+            s.answer_entry(reply, res);
         });
     }
 
@@ -530,15 +529,7 @@ impl Filesystem for ArborFs {
                 Ok::<_, Errno>(s.made(parent.0, &name, status).await)
             }
             .await;
-            match res {
-                Ok(attr) => reply.entry_with_ttls(
-                    &s.opts.attr_timeout,
-                    &s.opts.entry_timeout,
-                    &attr,
-                    Generation(0),
-                ),
-                Err(e) => reply.error(e),
-            }
+            s.answer_entry(reply, res);
         });
     }
 
@@ -574,15 +565,7 @@ impl Filesystem for ArborFs {
                 Ok::<_, Errno>(s.made(parent.0, &name, status).await)
             }
             .await;
-            match res {
-                Ok(attr) => reply.entry_with_ttls(
-                    &s.opts.attr_timeout,
-                    &s.opts.entry_timeout,
-                    &attr,
-                    Generation(0),
-                ),
-                Err(e) => reply.error(e),
-            }
+            s.answer_entry(reply, res);
         });
     }
 

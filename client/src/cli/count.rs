@@ -8,7 +8,7 @@ use arbor_proto::namenode::ContentSummaryReply;
 
 use crate::cli::format::{left, size};
 use crate::cli::messages::Subject;
-use crate::cli::shell::{Shell, is_dir};
+use crate::cli::shell::Shell;
 
 /// The `-count -v` header line.
 pub fn count_header(quotas: bool) -> String {
@@ -93,74 +93,6 @@ pub async fn run_count(
                 Err(e) => sh.fail("count", &e, Subject::Path(&arg.shown)),
             }
         }
-    }
-}
-
-/// Runs `-du`: a directory argument reports each entry, or itself with `-s`.
-pub async fn run_du(sh: &mut Shell, summary: bool, human: bool, header: bool, paths: Vec<String>) {
-    let paths = if paths.is_empty() {
-        vec![".".into()]
-    } else {
-        paths
-    };
-    let mut rows: Vec<[String; 3]> = Vec::new();
-    if header {
-        rows.push([
-            "SIZE".into(),
-            "DISK_SPACE_CONSUMED_WITH_ALL_REPLICAS".into(),
-            "FULL_PATH_NAME".into(),
-        ]);
-    }
-    let mut args = Vec::new();
-    for typed in paths {
-        args.extend(sh.expand("du", &typed).await);
-    }
-    for arg in args {
-        let st = match sh.client.stat(&arg.abs).await {
-            Ok(st) => st,
-            Err(e) => {
-                sh.fail("du", &e, Subject::Path(&arg.shown));
-                continue;
-            }
-        };
-        let targets = if is_dir(&st) && !summary {
-            match sh.client.list(&arg.abs).await {
-                Ok(entries) => entries
-                    .into_iter()
-                    .filter_map(|e| {
-                        let child = arg.child(&e.name);
-                        e.status.map(|s| (child, s))
-                    })
-                    .collect(),
-                Err(e) => {
-                    sh.fail("du", &e, Subject::Path(&arg.shown));
-                    continue;
-                }
-            }
-        } else {
-            vec![(arg, st)]
-        };
-        for (target, st) in targets {
-            let length = if is_dir(&st) {
-                match sh.client.content_summary(&target.abs).await {
-                    Ok(s) => s.length,
-                    Err(e) => {
-                        sh.fail("du", &e, Subject::Path(&target.shown));
-                        continue;
-                    }
-                }
-            } else {
-                st.size
-            };
-            rows.push([
-                size(length, human),
-                size(disk_consumed(length, &st.ec_policy), human),
-                target.shown,
-            ]);
-        }
-    }
-    for line in du_table(&rows) {
-        sh.println(&line);
     }
 }
 
