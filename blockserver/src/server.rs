@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -56,10 +55,9 @@ impl RunningServer {
             .max_encoding_message_size(MAX_MESSAGE);
         let mut serve_stop = stop_rx.clone();
         let serve = tokio::spawn(
-            tonic::transport::Server::builder()
-                .tcp_nodelay(true)
+            arbor_proto::serve::server()
                 .add_service(service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                .serve_with_incoming_shutdown(arbor_proto::serve::incoming(listener), async move {
                     let _ = serve_stop.changed().await;
                 }),
         );

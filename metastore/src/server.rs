@@ -11,7 +11,6 @@ use arbor_proto::metastore::{
 };
 use std::future::Future;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 /// Largest message accepted or sent (a transaction carrying inline file data can be large).
@@ -210,12 +209,9 @@ pub async fn serve(
         shutdown.await;
         ending.end_subscriptions();
     };
-    tonic::transport::Server::builder()
+    arbor_proto::serve::server()
         .add_service(MetastoreService::new(shard).into_server())
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(arbor_proto::serve::incoming(listener), shutdown)
         .await
         .map_err(|e| Error::Internal(format!("gRPC server: {e}")))
 }

@@ -18,7 +18,6 @@ use arbor_namenode::sweeper;
 use arbor_proto::namenode::namenode_server::NamenodeServer;
 use clap::Parser;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -209,9 +208,9 @@ async fn main() -> anyhow::Result<()> {
         is_leader,
     );
     println!("arbor-namenode listening on {addr}");
-    tonic::transport::Server::builder()
+    arbor_proto::serve::server()
         .add_service(NamenodeServer::new(service))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .serve_with_incoming_shutdown(arbor_proto::serve::incoming(listener), shutdown_signal())
         .await
         .context("serving")?;
 

@@ -24,3 +24,4 @@ pub mod search {
 }
 
 pub mod error;
+pub mod serve;

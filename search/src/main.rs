@@ -72,8 +72,8 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "arbor-search listening on {addr}")?;
         out.flush()?;
     }
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tonic::transport::Server::builder()
+    let incoming = arbor_proto::serve::incoming(listener);
+    arbor_proto::serve::server()
         .add_service(SearchService::new(shared).into_server())
         .serve_with_incoming_shutdown(incoming, async {
             let _ = tokio::signal::ctrl_c().await;

@@ -548,6 +548,24 @@ impl TestCluster {
         slot.process.as_mut().and_then(|p| p.kill())
     }
 
+    /// Every running part as (name, pid, listening port): shards, namenodes, block servers.
+    pub fn processes(&self) -> Vec<(String, u32, u16)> {
+        let mut out = Vec::new();
+        for (what, slots) in [
+            ("shard", &self.shards),
+            ("namenode", &self.namenodes),
+            ("blockserver", &self.blockservers),
+        ] {
+            for (i, slot) in slots.iter().enumerate() {
+                let slot = slot.lock().unwrap();
+                if let Some(p) = slot.process.as_ref() {
+                    out.push((format!("{what} {i}"), p.pid(), slot.port));
+                }
+            }
+        }
+        out
+    }
+
     /// SIGKILLs namenode `i` (no-op if it already died) and returns how it ended.
     pub fn kill_namenode(&self, i: usize) -> Option<ExitStatus> {
         self.kill(Role::Namenode(i))

@@ -33,6 +33,7 @@ pub mod process;
 pub mod raw;
 pub mod rows;
 pub mod search;
+pub mod sockets;
 
 use std::future::Future;
 use std::time::Duration;

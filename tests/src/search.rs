@@ -90,6 +90,11 @@ impl SearchService {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The service's process id and listening port, while it runs.
+    pub fn process(&self) -> Option<(u32, u16)> {
+        self.process.as_ref().map(|p| (p.pid(), self.port))
+    }
+
     /// SIGKILL.
     pub fn kill(&mut self) {
         if let Some(p) = self.process.as_mut() {
