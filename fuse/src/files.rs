@@ -4,7 +4,9 @@
 //! - an inode open for writing in this mount has exactly one [`WriterSlot`], shared by all its
 //!   write handles; the slot opens its `FileWriter` (taking the file's lease) lazily, at the
 //!   first write or truncate, and closes it when the last write handle is released;
-//! - flush and fsync make everything written so far durable and visible (hsync);
+//! - flush and fsync make everything written so far durable and visible; the flush of the
+//!   only write handle closes the writer in the same commit, so a file created, written and
+//!   closed costs two durable rounds: the create (which opens the writer) and that commit;
 //! - reads see this mount's writes: before a read of an inode whose writer holds unsynced
 //!   bytes, the writer is hsynced, and a handle's reader is re-opened whenever the writer
 //!   synced since the reader was opened (flush before read). Otherwise a reader is the file
@@ -100,6 +102,10 @@ impl WriterSlot {
     /// Closes the writer (if one was opened); the slot can open a fresh one afterwards.
     async fn close(&self) -> Result<Option<FileStatus>, Error> {
         let mut state = self.state.lock().await;
+        self.close_locked(&mut state).await
+    }
+
+    async fn close_locked(&self, state: &mut WriterState) -> Result<Option<FileStatus>, Error> {
         let Some(w) = state.writer.take() else {
             return Ok(None);
         };
@@ -169,26 +175,7 @@ impl OpenFiles {
         read: bool,
         write: bool,
     ) -> Result<u64, Errno> {
-        let writer = if write {
-            let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = writers
-                .entry(ino)
-                .or_insert_with(|| {
-                    Arc::new(WriterSlot {
-                        ino,
-                        client: client.clone(),
-                        handles: AtomicUsize::new(0),
-                        len: AtomicU64::new(NO_LEN),
-                        synced: AtomicU64::new(0),
-                        state: tokio::sync::Mutex::new(WriterState::default()),
-                    })
-                })
-                .clone();
-            slot.handles.fetch_add(1, Ordering::AcqRel);
-            Some(slot)
-        } else {
-            None
-        };
+        let writer = write.then(|| self.join_slot(client, ino, None));
         let handle = Arc::new(Handle {
             ino,
             client: client.clone(),
@@ -201,12 +188,63 @@ impl OpenFiles {
         {
             return Err(errno_of(&e));
         }
+        Ok(self.insert(handle))
+    }
+
+    /// A handle on a file this mount just created with `writer` (created and opened for
+    /// writing in one transaction): the writer is the inode's slot from the start, so the
+    /// first write costs no round to the namenode.
+    pub fn open_created(&self, client: &Client, writer: FileWriter) -> u64 {
+        let ino = writer.ino();
+        let slot = self.join_slot(client, ino, Some(writer));
+        self.insert(Arc::new(Handle {
+            ino,
+            client: client.clone(),
+            writer: Some(slot),
+            reader: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// Joins (or makes) `ino`'s writer slot, seeding a new slot with `writer` when given. A
+    /// slot that exists already keeps its own writer; the given one is then closed.
+    fn join_slot(&self, client: &Client, ino: u64, writer: Option<FileWriter>) -> Arc<WriterSlot> {
+        let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seed = writer;
+        let slot = writers
+            .entry(ino)
+            .or_insert_with(|| {
+                let len = seed.as_ref().map_or(NO_LEN, |w| w.len());
+                Arc::new(WriterSlot {
+                    ino,
+                    client: client.clone(),
+                    handles: AtomicUsize::new(0),
+                    len: AtomicU64::new(len),
+                    synced: AtomicU64::new(0),
+                    state: tokio::sync::Mutex::new(WriterState {
+                        writer: seed.take(),
+                        dirty: false,
+                    }),
+                })
+            })
+            .clone();
+        slot.handles.fetch_add(1, Ordering::AcqRel);
+        if let Some(extra) = seed {
+            tokio::spawn(async move {
+                if let Err(e) = extra.close().await {
+                    tracing::warn!(ino, "closing a second writer failed: {e}");
+                }
+            });
+        }
+        slot
+    }
+
+    fn insert(&self, handle: Arc<Handle>) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(fh, handle);
-        Ok(fh)
+        fh
     }
 
     /// The handle's reader, synced with this mount's writer of the inode.
@@ -282,7 +320,28 @@ impl OpenFiles {
         Some(res.map_err(|e| errno_of(&e)))
     }
 
-    /// flush / fsync: what this mount wrote to the inode becomes durable and visible.
+    /// flush (every close(2) of a descriptor): what this mount wrote becomes durable and
+    /// visible. When `fh` is the inode's only write handle, the writer closes in the same
+    /// commit (data, size and the lease's release in one round): a later write through the
+    /// same handle opens a new writer. A clean writer is left for release, which the kernel
+    /// does not wait for.
+    pub async fn flush(&self, fh: u64) -> Result<(), Errno> {
+        let h = self.handle(fh)?;
+        let Some(slot) = h.writer.clone() else {
+            return self.sync(fh).await;
+        };
+        if slot.handles.load(Ordering::Acquire) != 1 {
+            return self.sync(fh).await;
+        }
+        let mut state = slot.state.lock().await;
+        if !state.dirty || state.writer.is_none() {
+            return Ok(());
+        }
+        let res = slot.close_locked(&mut state).await;
+        res.map(|_| ()).map_err(|e| errno_of(&e))
+    }
+
+    /// fsync: what this mount wrote to the inode becomes durable and visible.
     pub async fn sync(&self, fh: u64) -> Result<(), Errno> {
         let h = self.handle(fh)?;
         let Some(slot) = h.writer.clone().or_else(|| self.slot(h.ino)) else {

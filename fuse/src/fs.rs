@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use arbor_client::data::WriteOptions;
 use arbor_client::{Client, ErrorCode, FileStatus, XattrFlag};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
@@ -314,13 +315,20 @@ impl Shared {
         let name = name_of(name)?;
         let path = self.inodes.child_path(parent, &name)?;
         let client = self.client(c);
-        let status = client
-            .create(&path, mode & 0o7777, false)
+        // Created and opened for writing in one transaction (the file's lease comes with it).
+        let opts = WriteOptions {
+            mode: mode & 0o7777,
+            create: true,
+            exclusive: flags & libc::O_EXCL != 0,
+            overwrite: flags & libc::O_TRUNC != 0,
+            append: false,
+        };
+        let writer = client
+            .open_write(&path, opts)
             .await
             .map_err(|e| errno_of(&e))?;
-        let attr = self.made(parent, &name, status).await;
-        let read = flags & libc::O_ACCMODE == libc::O_RDWR;
-        let fh = self.files.open(&client, attr.ino.0, read, true).await?;
+        let attr = self.made(parent, &name, writer.status().clone()).await;
+        let fh = self.files.open_created(&client, writer);
         Ok((attr, fh))
     }
 
@@ -668,7 +676,7 @@ impl Filesystem for ArborFs {
         reply: ReplyEmpty,
     ) {
         self.spawn(move |s| async move {
-            match s.files.sync(fh.0).await {
+            match s.files.flush(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(e),
             }

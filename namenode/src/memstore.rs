@@ -234,6 +234,12 @@ impl Txn for MemTxn {
         Ok(out)
     }
 
+    fn expect(&mut self, key: Key, version: u64) {
+        if let Ok(shard) = self.shared.shard(key.route) {
+            self.reads.entry((shard, key.bytes)).or_insert(version);
+        }
+    }
+
     async fn scan(
         &mut self,
         route: Route,

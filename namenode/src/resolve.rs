@@ -62,9 +62,29 @@ pub struct Walk {
     pub path: NsPath,
     pub nodes: Vec<Node>,
     pub end: End,
+    /// Every row the walk read, with its version (0: absent): an operation turns the ones its
+    /// semantics rest on into read checks ([`Walk::expect`]) instead of reading them again.
+    rows: HashMap<Vec<u8>, Versioned>,
 }
 
 impl Walk {
+    /// Makes `key`'s row, as the walk read it, a read check of `txn`. False when the walk did
+    /// not read it (the caller must then read it itself).
+    pub fn expect<T: Txn>(&self, txn: &mut T, key: &Key) -> bool {
+        match self.rows.get(&key.bytes) {
+            Some(row) => {
+                txn.expect(key.clone(), row.version);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The row of `key` as the walk read it.
+    pub fn row(&self, key: &Key) -> Option<&Versioned> {
+        self.rows.get(&key.bytes)
+    }
+
     /// The node the path names, or the error its absence means.
     pub fn target(&self) -> Result<&Node, NnError> {
         match self.end {
@@ -201,6 +221,7 @@ impl Resolver {
                     path: path.clone(),
                     nodes,
                     end: End::NotDir(i),
+                    rows,
                 });
             }
             perm::check(caller, &dir.inode, &path.prefix(i).text(), perm::EXECUTE)?;
@@ -215,6 +236,7 @@ impl Resolver {
                     path: path.clone(),
                     nodes,
                     end: End::Missing(i),
+                    rows,
                 });
             };
             let kind = dentry_kind(&dentry);
@@ -249,6 +271,7 @@ impl Resolver {
             path: path.clone(),
             nodes,
             end: End::Complete,
+            rows,
         })
     }
 }

@@ -93,6 +93,11 @@ pub trait Txn: Send {
         limit: u32,
     ) -> impl Future<Output = Result<ScanPage, TxnError>> + Send;
 
+    /// Joins `key` to the read set at `version` without reading it: the commit fails if the
+    /// row's version is not `version` then (0: the row must not exist). For rows already read
+    /// in this transaction (by path resolution, say), so they are not fetched a second time.
+    fn expect(&mut self, key: Key, version: u64);
+
     fn put(&mut self, key: Key, value: Vec<u8>);
     fn delete(&mut self, key: Key);
     /// Commutative update of a counter row of `width` i64 fields (a missing row is all zeros).

@@ -56,26 +56,57 @@ async fn attempt<S: Store>(
     let parent = walk.parent()?.ino;
     let seen = walk.target_ino();
 
-    let mut want = vec![keys::inode(parent), keys::dentry(parent, name)];
+    // The walk read the parent's inode, the dentry and an existing file's inode: their
+    // versions become read checks. Only the lease, and the retry record unless it is expected
+    // absent (a new file on a first attempt), are read here.
+    let pkey = keys::inode(parent);
+    let dkey = keys::dentry(parent, name);
+    let mut walked = walk.expect(txn, &pkey) && walk.expect(txn, &dkey);
     if let Some(ino) = seen {
-        want.push(keys::inode(ino));
-        want.push(keys::write_lease(ino));
+        walked = walked && walk.expect(txn, &keys::inode(ino));
     }
+    let mut want = Vec::new();
+    if !walked {
+        want.push(pkey.clone());
+        want.push(dkey.clone());
+        want.extend(seen.map(keys::inode));
+    }
+    let lease_at = want.len();
+    want.extend(seen.map(keys::write_lease));
     let retry_at = want.len();
-    want.extend(exo.home(parent));
-    let rows = txn.get(&want, true).await?;
-    if let Some(r) = rows.get(retry_at)
+    if seen.is_some() {
+        want.extend(exo.home(parent));
+    } else {
+        want.extend(exo.home_expecting_absent(txn, parent));
+    }
+    let fetched = txn.get(&want, true).await?;
+    if let Some(r) = fetched.get(retry_at)
         && let Some(answer) = Exo::replay(r)?
     {
         return Ok(Outcome::Replayed(answer));
     }
-    let Some(parent_inode) = attrs::decode_inode(&rows[0])? else {
+    let from_walk = |k: &crate::txn::Key| walk.row(k).cloned().unwrap_or_default();
+    let (parent_row, dentry_row, inode_row) = if walked {
+        (
+            from_walk(&pkey),
+            from_walk(&dkey),
+            seen.map(|ino| from_walk(&keys::inode(ino))),
+        )
+    } else {
+        (
+            fetched[0].clone(),
+            fetched[1].clone(),
+            seen.map(|_| fetched[2].clone()),
+        )
+    };
+    let lease_row = seen.map(|_| fetched[lease_at].clone()).unwrap_or_default();
+    let Some(parent_inode) = attrs::decode_inode(&parent_row)? else {
         return Err(NnError::raced("parent directory vanished"));
     };
     if attrs::kind_of(&parent_inode) != InodeKind::Directory {
         return Err(NnError::raced("parent is no longer a directory"));
     }
-    let dentry = attrs::decode_dentry(&rows[1])?;
+    let dentry = attrs::decode_dentry(&dentry_row)?;
     if dentry.as_ref().map(|d| d.ino) != seen {
         return Err(NnError::raced("entry changed since resolution"));
     }
@@ -127,11 +158,11 @@ async fn attempt<S: Store>(
         InodeKind::Directory => return Err(NnError::IsADirectory(text)),
         _ => return Err(NnError::invalid(&text, "not a regular file")),
     }
-    let Some(mut inode) = attrs::decode_inode(&rows[2])? else {
+    let Some(mut inode) = attrs::decode_inode(&inode_row.unwrap_or_default())? else {
         return Err(NnError::raced("inode vanished"));
     };
     perm::check(caller, &inode, &text, perm::WRITE)?;
-    let current = lease::decode(&rows[3])?;
+    let current = lease::decode(&lease_row)?;
     let op = if req.append { "append to" } else { "create" };
     lease::take_over(
         txn,

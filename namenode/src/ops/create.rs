@@ -39,7 +39,7 @@ pub async fn create<S: Store>(
                 symlink_target: "",
                 overwrite,
             };
-            add_entry(ns, &mut txn, caller, &mut exo, parent, &path, entry).await
+            add_entry(ns, &mut txn, caller, &mut exo, &walk, parent, &path, entry).await
         }
         .await;
         if let Some(status) = runner.finish(txn, exo, result).await? {

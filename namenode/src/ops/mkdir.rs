@@ -75,7 +75,7 @@ async fn attempt<S: Store>(
                 symlink_target: "",
                 overwrite: false,
             };
-            let r = add_entry(ns, txn, caller, exo, &walk.nodes[n - 1], path, entry).await;
+            let r = add_entry(ns, txn, caller, exo, &walk, &walk.nodes[n - 1], path, entry).await;
             (r, true)
         }
         End::NotDir(_) => (Err(NnError::NotADirectory(path.text())), true),
@@ -92,7 +92,7 @@ async fn attempt<S: Store>(
             };
             let mut plain = Exo::disabled();
             let exo = if last { exo } else { &mut plain };
-            let r = add_entry(ns, txn, caller, exo, &walk.nodes[i], &target, entry).await;
+            let r = add_entry(ns, txn, caller, exo, &walk, &walk.nodes[i], &target, entry).await;
             match r {
                 // Someone else made this ancestor meanwhile: walk again.
                 Err(NnError::AlreadyExists(_)) if !last => {

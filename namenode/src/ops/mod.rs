@@ -37,7 +37,7 @@ use crate::error::NnError;
 use crate::keys::{self, Ino};
 use crate::path::{self, NsPath};
 use crate::perm::{self, Caller};
-use crate::resolve::{Node, Resolver};
+use crate::resolve::{Node, Resolver, Walk};
 use crate::txn::{Key, Route, Store, Txn, TxnError, Versioned};
 
 /// Tunables of the namespace layer.
@@ -107,15 +107,32 @@ pub struct Exo {
     client_id: Vec<u8>,
     call_id: u64,
     key: Option<Key>,
+    /// The call's first attempt on this namenode: its retry record is most likely absent.
+    first: bool,
 }
 
 impl Exo {
-    fn new(caller: &Caller) -> Self {
+    fn new(caller: &Caller, first: bool) -> Self {
         Exo {
             client_id: caller.client_id.clone(),
             call_id: caller.call_id,
             key: None,
+            first,
         }
+    }
+
+    /// For an attempt whose answer cannot depend on an earlier attempt of the same call
+    /// having committed: on the call's first attempt the retry record is not read but
+    /// expected absent at commit (a version-0 read check), which saves a shard round. If an
+    /// earlier attempt (through another namenode) did commit, this commit conflicts and the
+    /// next attempt reads the record. Returns the key still to be read validated, if any.
+    pub fn home_expecting_absent<T: Txn>(&mut self, txn: &mut T, home: Ino) -> Option<Key> {
+        let key = self.home(home)?;
+        if self.first {
+            txn.expect(key, 0);
+            return None;
+        }
+        Some(key)
     }
 
     /// A caller without a client id gets no exactly-once.
@@ -141,6 +158,7 @@ impl Exo {
             client_id: Vec::new(),
             call_id: 0,
             key: None,
+            first: false,
         }
     }
 
@@ -178,7 +196,7 @@ impl Runner {
     /// Exactly-once state for the next attempt.
     pub fn exo(&mut self) -> Exo {
         self.attempts += 1;
-        Exo::new(&self.caller)
+        Exo::new(&self.caller, self.attempts == 1)
     }
 
     async fn backoff(&mut self) -> Result<(), NnError> {
@@ -316,15 +334,20 @@ pub struct NewEntry<'a> {
 
 /// Adds entry `path` (its last component) to directory `parent`, as one attempt.
 ///
-/// Reads validated: the parent's inode (it still exists, is a directory, and permission was
-/// checked against it), the new dentry (absent), and the call's retry record. Writes the
-/// dentry, the inode, a directory's counter row, and a commutative update of the parent's
-/// counter row: never the parent's InodeRecord, so creates in one directory don't conflict.
+/// Read checks: the parent's inode (it still exists, is a directory, and permission was
+/// checked against it), the new dentry (absent), and the call's retry record. The first two
+/// were read by `walk`, so their versions become the checks without a second read; the retry
+/// record is expected absent on a first attempt. A create is then one read round (the walk)
+/// and one commit. Writes the dentry, the inode, a directory's counter row, and a commutative
+/// update of the parent's counter row: never the parent's InodeRecord, so creates in one
+/// directory don't conflict.
+#[allow(clippy::too_many_arguments)]
 pub async fn add_entry<S: Store>(
     ns: &Namespace<S>,
     txn: &mut S::Txn,
     caller: &Caller,
     exo: &mut Exo,
+    walk: &Walk,
     parent: &Node,
     path: &NsPath,
     new: NewEntry<'_>,
@@ -332,28 +355,43 @@ pub async fn add_entry<S: Store>(
     let name = path.name();
     let text = path.text();
     path::check_name(name, &text)?;
-    let mut want = vec![keys::inode(parent.ino), keys::dentry(parent.ino, name)];
-    want.extend(exo.home(parent.ino));
-    let rows = txn.get(&want, true).await?;
-    if let Some(r) = rows.get(2)
-        && let Some(answer) = Exo::replay(r)?
-    {
-        return Ok(Outcome::Replayed(answer));
-    }
-    let Some(parent_inode) = attrs::decode_inode(&rows[0])? else {
-        return Err(NnError::raced("parent directory vanished"));
+    let pkey = keys::inode(parent.ino);
+    let dkey = keys::dentry(parent.ino, name);
+    let seen = walk.expect(txn, &pkey) && walk.expect(txn, &dkey);
+    let dentry_row = match (seen, walk.row(&dkey)) {
+        (true, Some(row)) => row.clone(),
+        _ => {
+            let rows = txn.get(&[pkey.clone(), dkey.clone()], true).await?;
+            if attrs::decode_inode(&rows[0])?.is_none() {
+                return Err(NnError::raced("parent directory vanished"));
+            }
+            rows[1].clone()
+        }
     };
-    if attrs::kind_of(&parent_inode) != InodeKind::Directory {
+    // An existing entry may be this very call's earlier attempt: read the record first.
+    let record = if dentry_row.exists() {
+        exo.home(parent.ino)
+    } else {
+        exo.home_expecting_absent(txn, parent.ino)
+    };
+    if let Some(key) = record {
+        let rows = txn.get(&[key], true).await?;
+        if let Some(answer) = Exo::replay(&rows[0])? {
+            return Ok(Outcome::Replayed(answer));
+        }
+    }
+    let parent_inode = &parent.inode;
+    if attrs::kind_of(parent_inode) != InodeKind::Directory {
         return Err(NnError::raced("parent is no longer a directory"));
     }
     perm::check(
         caller,
-        &parent_inode,
+        parent_inode,
         &path.parent().text(),
         perm::WRITE | perm::EXECUTE,
     )?;
     let now = attrs::now_ns();
-    if let Some(existing) = attrs::decode_dentry(&rows[1])? {
+    if let Some(existing) = attrs::decode_dentry(&dentry_row)? {
         let kind = attrs::dentry_kind(&existing);
         if !new.overwrite {
             return Err(NnError::AlreadyExists(text));

@@ -42,7 +42,7 @@ pub async fn symlink<S: Store>(
                 symlink_target: target,
                 overwrite: false,
             };
-            add_entry(ns, &mut txn, caller, &mut exo, parent, &path, entry).await
+            add_entry(ns, &mut txn, caller, &mut exo, &walk, parent, &path, entry).await
         }
         .await;
         if let Some(status) = runner.finish(txn, exo, result).await? {

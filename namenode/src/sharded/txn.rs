@@ -119,6 +119,12 @@ impl Txn for ShardedTxn {
         Ok((rows, resp.more))
     }
 
+    fn expect(&mut self, key: Key, version: u64) {
+        if let Some(shard) = self.write_shard(key.route) {
+            self.buffer.record_read(shard, key.bytes, version);
+        }
+    }
+
     fn put(&mut self, key: Key, value: Vec<u8>) {
         if let Some(shard) = self.write_shard(key.route) {
             self.buffer.put(shard, key.bytes, value);
