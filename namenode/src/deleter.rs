@@ -134,7 +134,7 @@ async fn step<T: Txn>(
     stats: &mut DrainStats,
 ) -> Result<bool, NnError> {
     let dir: Ino = record.ino;
-    let route = keys::route_of(dir);
+    let route = keys::content_route(dir);
     let prefix = keys::dentry_prefix(dir);
     let end = prefix_end(&prefix);
     let (rows, _) = txn.scan(route, prefix.clone(), end, batch).await?;

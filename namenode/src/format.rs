@@ -6,7 +6,7 @@
 use arbor_proto::records::{InodeKind, InodeRecord, PartitionMap, SequenceRecord};
 use prost::Message;
 
-use crate::keys::{self, DirCounter, FIRST_SEQ, ROOT_INO};
+use crate::keys::{self, FIRST_SEQ, ROOT_INO};
 use crate::txn::Key;
 
 /// Mode of the root directory of a new cluster.
@@ -47,10 +47,8 @@ pub fn initial_rows(map: &PartitionMap, now_ns: i64) -> Vec<(Key, Vec<u8>)> {
         block_size: 0,
         btime_ns: now_ns,
     };
-    let mut counter = Vec::with_capacity(DirCounter::WIDTH as usize * 8);
-    for field in [0i64, 0, now_ns, now_ns] {
-        counter.extend_from_slice(&field.to_le_bytes());
-    }
+    // The root's counter row, like any directory's, is made by its first child's update: it
+    // lives on the root's content shard, and formatting is one commit on shard 0.
     vec![
         (keys::meta(keys::META_PARTMAP), map.encode_to_vec()),
         (
@@ -58,7 +56,6 @@ pub fn initial_rows(map: &PartitionMap, now_ns: i64) -> Vec<(Key, Vec<u8>)> {
             SequenceRecord { next: FIRST_SEQ }.encode_to_vec(),
         ),
         (keys::inode(ROOT_INO), root.encode_to_vec()),
-        (keys::counter(ROOT_INO), counter),
     ]
 }
 
@@ -71,7 +68,7 @@ mod tests {
         let map = initial_partition_map(8, 3, vec![1], 0);
         assert_eq!(map.shard_of, vec![0, 1, 2, 0, 1, 2, 0, 1]);
         let rows = initial_rows(&map, 5);
-        assert_eq!(rows.len(), 4);
+        assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].0, keys::meta(keys::META_PARTMAP));
     }
 }

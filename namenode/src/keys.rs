@@ -1,13 +1,22 @@
 //! The key schema: how namespace rows are laid out in the metastore and which shard each
 //! lives on. Integers are big-endian so that key order is numeric order, and every row of a
-//! directory's children shares the prefix `D ‖ parent`, on the parent's shard: `ls` is one range
-//! scan on one shard.
+//! directory's children shares the prefix `D ‖ parent`, on the parent's content shard: `ls` is
+//! one range scan on one shard.
+//!
+//! A directory has two homes. Its *entry* partition, `vpart(ino)`, holds its own inode row
+//! beside the dentry that names it: a new directory takes its parent's content partition, so
+//! mkdir is a single-shard commit. Its *content* partition ([`content_vpart`], a hash of its
+//! id) holds what changes with its children: their dentries, its counter row (created by the
+//! first child's commutative update) and, once it is removed, its tombstone. Adding an entry
+//! checks the tombstone is absent instead of validating the parent's inode, so a create
+//! touches one shard whatever shard the parent's inode is on.
 //!
 //! | key | value | route |
 //! |---|---|---|
-//! | `D ‖ parent ‖ name` | `DentryRecord` | vpart(parent) |
+//! | `D ‖ parent ‖ name` | `DentryRecord` | content(parent) |
 //! | `I ‖ ino` | `InodeRecord` | vpart(ino) |
-//! | `C ‖ ino` | directory counter row (see [`DirCounter`]) | vpart(ino) |
+//! | `C ‖ ino` | directory counter row (see [`DirCounter`]) | content(ino) |
+//! | `T ‖ ino` | a removed directory's tombstone: removal time (i64, big-endian) | content(ino) |
 //! | `X ‖ ino ‖ name` | xattr value | vpart(ino) |
 //! | `B ‖ ino ‖ index` | `BlockRecord` (index big-endian u64: blocks in file order) | vpart(ino) |
 //! | `L ‖ ino` | inline file data: the whole file's bytes | vpart(ino) |
@@ -39,6 +48,7 @@ pub const SEQ_BITS: u32 = 48;
 pub const DENTRY: u8 = b'D';
 pub const INODE: u8 = b'I';
 pub const COUNTER: u8 = b'C';
+pub const TOMBSTONE: u8 = b'T';
 pub const XATTR: u8 = b'X';
 pub const BLOCK: u8 = b'B';
 pub const INLINE: u8 = b'L';
@@ -68,6 +78,23 @@ pub fn route_of(ino: Ino) -> Route {
     Route::Vpart(vpart(ino))
 }
 
+/// The virtual partition of directory `dir`'s content, out of `vparts`: a mix of its id, so
+/// directories made in one parent (which share their entry partition) spread their children
+/// over the shards.
+pub fn content_vpart(dir: Ino, vparts: u32) -> u16 {
+    // splitmix64's finaliser: every bit of the id moves every bit of the result.
+    let mut z = dir.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z % u64::from(vparts.max(1))) as u16
+}
+
+/// Where directory `dir`'s content lives.
+pub fn content_route(dir: Ino) -> Route {
+    Route::Content(dir)
+}
+
 fn with_ino(table: u8, ino: Ino, extra: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(9 + extra.len());
     k.push(table);
@@ -77,7 +104,10 @@ fn with_ino(table: u8, ino: Ino, extra: &[u8]) -> Vec<u8> {
 }
 
 pub fn dentry(parent: Ino, name: &str) -> Key {
-    Key::new(route_of(parent), with_ino(DENTRY, parent, name.as_bytes()))
+    Key::new(
+        content_route(parent),
+        with_ino(DENTRY, parent, name.as_bytes()),
+    )
 }
 
 /// The prefix of every dentry of `parent`'s children.
@@ -102,7 +132,13 @@ pub fn inode(ino: Ino) -> Key {
 }
 
 pub fn counter(ino: Ino) -> Key {
-    Key::new(route_of(ino), with_ino(COUNTER, ino, &[]))
+    Key::new(content_route(ino), with_ino(COUNTER, ino, &[]))
+}
+
+/// Written when directory `ino` is removed, in the same transaction: every operation that adds
+/// an entry to a directory expects it absent, so a late add fails instead of orphaning a row.
+pub fn tombstone(ino: Ino) -> Key {
+    Key::new(content_route(ino), with_ino(TOMBSTONE, ino, &[]))
 }
 
 pub fn xattr(ino: Ino, name: &str) -> Key {
@@ -117,9 +153,9 @@ pub fn todelete(ino: Ino) -> Key {
     Key::new(route_of(ino), with_ino(TODELETE, ino, &[]))
 }
 
-/// The exactly-once record of a call, kept on the operation's home shard (the shard of the
-/// directory the operation changes first, or of the inode it changes).
-pub fn retry(home: Ino, client_id: &[u8], call_id: u64) -> Key {
+/// The exactly-once record of a call, kept on the operation's home shard (the content shard
+/// of the directory the operation changes first, or the shard of the inode it changes).
+pub fn retry(home: Route, client_id: &[u8], call_id: u64) -> Key {
     let mut k = Vec::with_capacity(1 + 16 + 8);
     k.push(RETRY);
     let mut id = [0u8; 16];
@@ -127,7 +163,7 @@ pub fn retry(home: Ino, client_id: &[u8], call_id: u64) -> Key {
     id[..n].copy_from_slice(&client_id[..n]);
     k.extend_from_slice(&id);
     k.extend_from_slice(&call_id.to_be_bytes());
-    Key::new(route_of(home), k)
+    Key::new(home, k)
 }
 
 pub fn meta(name: &[u8]) -> Key {
@@ -264,6 +300,25 @@ mod tests {
         assert_eq!(block(make_ino(3, 20), 0).route, Route::Vpart(3));
         assert_eq!(freed(make_ino(3, 20), 9).route, Route::Vpart(3));
         assert_eq!(block_server(7).route, Route::Shard(0));
+    }
+
+    #[test]
+    fn a_directory_s_content_lives_apart_from_its_inode() {
+        let dir = make_ino(5, 77);
+        assert_eq!(inode(dir).route, Route::Vpart(5));
+        assert_eq!(dentry(dir, "x").route, Route::Content(dir));
+        assert_eq!(counter(dir).route, Route::Content(dir));
+        assert_eq!(tombstone(dir).route, Route::Content(dir));
+        // Content partitions spread: 64 directories of one parent land on many partitions.
+        let parts: std::collections::HashSet<u16> = (0..64)
+            .map(|s| content_vpart(make_ino(5, 1000 + s), 4096))
+            .collect();
+        assert!(parts.len() > 48, "{} partitions", parts.len());
+        assert!((0..1000).all(|s| content_vpart(s, 12) < 12));
+        assert_eq!(
+            Route::Content(dir).resolve(4096),
+            Route::Vpart(content_vpart(dir, 4096))
+        );
     }
 
     #[test]

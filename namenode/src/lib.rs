@@ -9,6 +9,7 @@
 //!   leader's repair loop.
 //! - [`service`] serves the namenode gRPC API on top of the operations.
 
+pub mod counters;
 pub mod error;
 pub mod fault;
 pub mod format;

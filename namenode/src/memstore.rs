@@ -145,7 +145,7 @@ impl MemStore {
 }
 
 fn shard_of(route: Route, shards: u32, vparts: u32) -> Result<usize, TxnError> {
-    match route {
+    match route.resolve(vparts) {
         Route::Vpart(v) if (v as u32) < vparts => Ok((v as u32 % shards) as usize),
         Route::Shard(s) if s < shards => Ok(s as usize),
         other => Err(TxnError::Internal(format!("no shard for route {other:?}"))),

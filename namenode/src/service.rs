@@ -235,7 +235,19 @@ impl<S: Store> Namenode for NamenodeService<S> {
         _request: Request<Empty>,
     ) -> Result<Response<ClusterInfoReply>, Status> {
         let store = &self.ns.store;
+        let counters = store.counters();
         Ok(Response::new(ClusterInfoReply {
+            shard_gets: counters.gets,
+            shard_scans: counters.scans,
+            commits: counters
+                .commits
+                .into_iter()
+                .map(|(op, c)| pb::CommitCount {
+                    op,
+                    single_shard: c.single_shard,
+                    two_phase: c.two_phase,
+                })
+                .collect(),
             shards: store.shards(),
             vparts: store.vparts(),
             metastores: self.info.metastores.clone(),

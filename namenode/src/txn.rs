@@ -11,11 +11,26 @@
 
 use std::future::Future;
 
-/// Where a key lives: on the shard that owns a virtual partition, or pinned to one shard.
+/// Where a key lives: on the shard that owns a virtual partition, on the shard of a
+/// directory's content partition (see `keys::content_vpart`), or pinned to one shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Route {
     Vpart(u16),
+    /// The content partition of the directory with this ino: its children's dentries, its
+    /// counter row, its tombstone.
+    Content(u64),
     Shard(u32),
+}
+
+impl Route {
+    /// The route as a virtual partition or a shard, given the cluster's number of virtual
+    /// partitions.
+    pub fn resolve(self, vparts: u32) -> Route {
+        match self {
+            Route::Content(dir) => Route::Vpart(crate::keys::content_vpart(dir, vparts)),
+            other => other,
+        }
+    }
 }
 
 /// A metastore key and its route.
@@ -135,4 +150,8 @@ pub trait Store: Send + Sync + 'static {
     fn open_intents(&self) -> impl Future<Output = Result<Vec<OpenIntent>, TxnError>> + Send;
     /// How long a prepared transaction may stay open before the shards resolve it.
     fn intent_timeout_ms(&self) -> u64;
+    /// What this store asked of its shards so far.
+    fn counters(&self) -> crate::counters::Snapshot {
+        crate::counters::Snapshot::default()
+    }
 }

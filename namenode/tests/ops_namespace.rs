@@ -121,29 +121,37 @@ async fn mkdir_p_creates_missing_ancestors() {
 }
 
 #[tokio::test]
-async fn create_places_files_with_their_directory_and_spreads_directories() {
+async fn entries_live_beside_their_dentry_and_directories_spread_their_children() {
+    use arbor_namenode::txn::Store;
     let ns = ns();
-    let mut vparts = std::collections::HashSet::new();
+    let vparts = ns.store.vparts();
+    let root_content = keys::content_vpart(keys::ROOT_INO, vparts);
+    let mut contents = std::collections::HashSet::new();
     for i in 0..24 {
         let d = mkdir(&ns, &root(), &format!("/d{i}"), 0o755, false)
             .await
             .unwrap();
-        vparts.insert(keys::vpart(d.ino));
+        assert_eq!(
+            keys::vpart(d.ino),
+            root_content,
+            "a directory's inode lives beside its dentry"
+        );
+        contents.insert(keys::content_vpart(d.ino, vparts));
         let f = create(&ns, &root(), &format!("/d{i}/f"), 0o644, false)
             .await
             .unwrap();
         assert_eq!(
             keys::vpart(f.ino),
-            keys::vpart(d.ino),
-            "a file takes its directory's partition"
+            keys::content_vpart(d.ino, vparts),
+            "a file lives beside its dentry, in its directory's content partition"
         );
         assert_eq!(f.kind, InodeKind::File as i32);
         assert_eq!(f.size, 0);
         assert_eq!(f.nlink, 1);
     }
     assert!(
-        vparts.len() > 4,
-        "directories spread over partitions: {vparts:?}"
+        contents.len() > 4,
+        "directories spread their children over partitions: {contents:?}"
     );
     fsck_ok(&ns).await;
 }

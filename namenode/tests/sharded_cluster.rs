@@ -149,7 +149,6 @@ async fn concurrent_starts_format_the_cluster_once() {
                 keys::meta(keys::META_PARTMAP),
                 keys::meta(keys::META_SEQUENCE),
                 keys::inode(keys::ROOT_INO),
-                keys::counter(keys::ROOT_INO),
             ],
         )
         .await;

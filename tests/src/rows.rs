@@ -56,15 +56,21 @@ impl Rows {
     }
 
     pub fn shard_of(&self, route: Route) -> usize {
-        match route {
+        match route.resolve(self.map.vparts) {
             Route::Vpart(v) => self.map.shard_of[v as usize] as usize,
             Route::Shard(s) => s as usize,
+            Route::Content(_) => unreachable!("resolved above"),
         }
     }
 
-    /// The shard that holds inode `ino` (and, for a directory, its children's dentries).
+    /// The shard that holds inode `ino`'s own rows (its inode, xattrs and data).
     pub fn shard_of_ino(&self, ino: u64) -> usize {
         self.shard_of(keys::route_of(ino))
+    }
+
+    /// The shard that holds directory `dir`'s content: its children's dentries and counter.
+    pub fn shard_of_content(&self, dir: u64) -> usize {
+        self.shard_of(keys::content_route(dir))
     }
 
     /// The row at `key` (version 0: absent).

@@ -41,7 +41,7 @@ async fn attempt<S: Store>(
     let cfg = &ns.config.data;
     let ino = req.ino;
     let mut want = vec![keys::inode(ino), keys::write_lease(ino)];
-    want.extend(exo.home(ino));
+    want.extend(exo.home(keys::route_of(ino)));
     let rows = txn.get(&want, true).await?;
     if let Some(r) = rows.get(2)
         && let Some(answer) = Exo::replay(r)?

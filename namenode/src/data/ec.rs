@@ -36,7 +36,7 @@ pub async fn set_ec_policy<S: Store>(
             let walk = ns.resolver.walk(&mut txn, caller, &path, false).await?;
             let ino = walk.target()?.ino;
             let mut want = vec![keys::inode(ino)];
-            want.extend(exo.home(ino));
+            want.extend(exo.home(keys::route_of(ino)));
             let rows = txn.get(&want, true).await?;
             if let Some(r) = rows.get(1)
                 && let Some(answer) = Exo::replay(r)?

@@ -56,18 +56,18 @@ async fn attempt<S: Store>(
     let parent = walk.parent()?.ino;
     let seen = walk.target_ino();
 
-    // The walk read the parent's inode, the dentry and an existing file's inode: their
-    // versions become read checks. Only the lease, and the retry record unless it is expected
-    // absent (a new file on a first attempt), are read here.
-    let pkey = keys::inode(parent);
+    // The walk read the dentry and an existing file's inode (on the directory's content
+    // shard): their versions become read checks, and the parent's tombstone is expected
+    // absent. Only the lease, and the retry record unless it is expected absent (a new file
+    // on a first attempt), are read here.
     let dkey = keys::dentry(parent, name);
-    let mut walked = walk.expect(txn, &pkey) && walk.expect(txn, &dkey);
+    txn.expect(keys::tombstone(parent), 0);
+    let mut walked = walk.expect(txn, &dkey);
     if let Some(ino) = seen {
         walked = walked && walk.expect(txn, &keys::inode(ino));
     }
     let mut want = Vec::new();
     if !walked {
-        want.push(pkey.clone());
         want.push(dkey.clone());
         want.extend(seen.map(keys::inode));
     }
@@ -75,9 +75,9 @@ async fn attempt<S: Store>(
     want.extend(seen.map(keys::write_lease));
     let retry_at = want.len();
     if seen.is_some() {
-        want.extend(exo.home(parent));
+        want.extend(exo.home(keys::content_route(parent)));
     } else {
-        want.extend(exo.home_expecting_absent(txn, parent));
+        want.extend(exo.home_expecting_absent(txn, keys::content_route(parent)));
     }
     let fetched = txn.get(&want, true).await?;
     if let Some(r) = fetched.get(retry_at)
@@ -86,23 +86,16 @@ async fn attempt<S: Store>(
         return Ok(Outcome::Replayed(answer));
     }
     let from_walk = |k: &crate::txn::Key| walk.row(k).cloned().unwrap_or_default();
-    let (parent_row, dentry_row, inode_row) = if walked {
+    let (dentry_row, inode_row) = if walked {
         (
-            from_walk(&pkey),
             from_walk(&dkey),
             seen.map(|ino| from_walk(&keys::inode(ino))),
         )
     } else {
-        (
-            fetched[0].clone(),
-            fetched[1].clone(),
-            seen.map(|_| fetched[2].clone()),
-        )
+        (fetched[0].clone(), seen.map(|_| fetched[1].clone()))
     };
     let lease_row = seen.map(|_| fetched[lease_at].clone()).unwrap_or_default();
-    let Some(parent_inode) = attrs::decode_inode(&parent_row)? else {
-        return Err(NnError::raced("parent directory vanished"));
-    };
+    let parent_inode = walk.parent()?.inode.clone();
     if attrs::kind_of(&parent_inode) != InodeKind::Directory {
         return Err(NnError::raced("parent is no longer a directory"));
     }
@@ -125,7 +118,7 @@ async fn attempt<S: Store>(
         )?;
         let (policy_name, _) = policy::effective(parents, &cfg.default_policy);
         let seq = ns.store.alloc_seq().await?;
-        let ino = keys::make_ino(keys::vpart(parent), seq);
+        let ino = keys::make_ino(keys::content_vpart(parent, ns.store.vparts()), seq);
         let mut inode = attrs::new_inode(
             InodeKind::File,
             req.mode,

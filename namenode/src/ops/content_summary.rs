@@ -81,7 +81,7 @@ async fn attempt<S: Store>(
         let mut start = prefix;
         loop {
             let (rows, more) = txn
-                .scan(keys::route_of(dir), start.clone(), end.clone(), PAGE)
+                .scan(keys::content_route(dir), start.clone(), end.clone(), PAGE)
                 .await?;
             let mut inodes: Vec<Key> = Vec::new();
             let mut names: Vec<(String, Ino, InodeKind)> = Vec::new();

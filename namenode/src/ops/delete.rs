@@ -57,20 +57,50 @@ async fn attempt<S: Store>(
     let parent = walk.parent()?.ino;
     let seen = walk.target_ino();
 
-    let mut want = vec![keys::inode(parent), keys::dentry(parent, name)];
-    want.extend(seen.map(keys::inode));
+    // The walk read the dentry and the victim's inode: their versions are the read checks,
+    // with the parent's tombstone expected absent. A missing entry may be this very call's
+    // earlier attempt, so then the retry record is read before answering NOT_FOUND.
+    let dkey = keys::dentry(parent, name);
+    txn.expect(keys::tombstone(parent), 0);
+    let mut walked = walk.expect(txn, &dkey);
+    if let Some(ino) = seen {
+        walked = walked && walk.expect(txn, &keys::inode(ino));
+    }
+    let mut want = Vec::new();
+    if !walked {
+        want.push(dkey.clone());
+        want.extend(seen.map(keys::inode));
+    }
     let retry_at = want.len();
-    want.extend(exo.home(parent));
+    if seen.is_some() {
+        want.extend(exo.home_expecting_absent(txn, keys::content_route(parent)));
+    } else {
+        want.extend(exo.home(keys::content_route(parent)));
+    }
     let rows = txn.get(&want, true).await?;
     if let Some(r) = rows.get(retry_at)
         && let Some(answer) = Exo::replay(r)?
     {
         return Ok(Outcome::Replayed(answer));
     }
-    let Some(parent_inode) = attrs::decode_inode(&rows[0])? else {
-        return Err(NnError::raced("parent directory vanished"));
+    let from_walk = |k: &crate::txn::Key| walk.row(k).cloned().unwrap_or_default();
+    let (dentry_row, victim_row) = if walked {
+        (
+            from_walk(&dkey),
+            seen.map(|ino| from_walk(&keys::inode(ino)))
+                .unwrap_or_default(),
+        )
+    } else {
+        (
+            rows[0].clone(),
+            rows.get(1)
+                .filter(|_| seen.is_some())
+                .cloned()
+                .unwrap_or_default(),
+        )
     };
-    let Some(dentry) = attrs::decode_dentry(&rows[1])? else {
+    let parent_inode = walk.parent()?.inode.clone();
+    let Some(dentry) = attrs::decode_dentry(&dentry_row)? else {
         return match seen {
             Some(_) => Err(NnError::raced("entry vanished")),
             None => Err(NnError::NotFound(text)),
@@ -79,7 +109,7 @@ async fn attempt<S: Store>(
     if seen != Some(dentry.ino) {
         return Err(NnError::raced("entry changed since resolution"));
     }
-    let Some(victim) = attrs::decode_inode(&rows[2])? else {
+    let Some(victim) = attrs::decode_inode(&victim_row)? else {
         return Err(NnError::raced("inode vanished"));
     };
     let parent_text = path.parent().text();
@@ -104,7 +134,7 @@ async fn attempt<S: Store>(
     if !is_dir {
         delete_inode(txn, ino, kind).await?;
     } else if dir_is_empty(txn, ino).await? {
-        txn.require_empty(keys::route_of(ino), keys::dentry_prefix(ino));
+        txn.require_empty(keys::content_route(ino), keys::dentry_prefix(ino));
         delete_inode(txn, ino, kind).await?;
     } else if recursive {
         let record = DeleteRecord {

@@ -78,7 +78,9 @@ async fn attempt<S: Store>(
         start.extend_from_slice(start_after.as_bytes());
         start.push(0);
     }
-    let (rows, more) = txn.scan(keys::route_of(dir), start, end, limit).await?;
+    let (rows, more) = txn
+        .scan(keys::content_route(dir), start, end, limit)
+        .await?;
 
     let mut names = Vec::with_capacity(rows.len());
     let mut wanted: Vec<Key> = Vec::with_capacity(rows.len() * 2);

@@ -126,7 +126,7 @@ impl Exo {
     /// expected absent at commit (a version-0 read check), which saves a shard round. If an
     /// earlier attempt (through another namenode) did commit, this commit conflicts and the
     /// next attempt reads the record. Returns the key still to be read validated, if any.
-    pub fn home_expecting_absent<T: Txn>(&mut self, txn: &mut T, home: Ino) -> Option<Key> {
+    pub fn home_expecting_absent<T: Txn>(&mut self, txn: &mut T, home: Route) -> Option<Key> {
         let key = self.home(home)?;
         if self.first {
             txn.expect(key, 0);
@@ -140,9 +140,10 @@ impl Exo {
         !self.client_id.is_empty()
     }
 
-    /// Names the operation's home; returns the retry-record key to read validated (with the
+    /// Names the operation's home (the content route of the directory it changes, or the
+    /// route of the inode it changes); returns the retry-record key to read validated (with the
     /// operation's other validated reads), `None` without exactly-once.
-    pub fn home(&mut self, home: Ino) -> Option<Key> {
+    pub fn home(&mut self, home: Route) -> Option<Key> {
         if !self.enabled() {
             return None;
         }
@@ -297,7 +298,7 @@ pub async fn scan_prefix<T: Txn>(
 pub async fn dir_is_empty<T: Txn>(txn: &mut T, ino: Ino) -> Result<bool, NnError> {
     let prefix = keys::dentry_prefix(ino);
     let end = prefix_end(&prefix);
-    let (rows, _) = txn.scan(keys::route_of(ino), prefix, end, 1).await?;
+    let (rows, _) = txn.scan(keys::content_route(ino), prefix, end, 1).await?;
     Ok(rows.is_empty())
 }
 
@@ -311,12 +312,16 @@ pub async fn delete_xattrs<T: Txn>(txn: &mut T, ino: Ino) -> Result<(), NnError>
 }
 
 /// Buffers the removal of an inode that no dentry will name any more: the inode, its xattrs,
-/// for a directory its counter row (the caller guarantees the directory is empty), for a file
+/// for a directory its counter row and a tombstone in its place, so that an add racing the
+/// removal fails (the caller guarantees the directory is empty), for a file
 /// its data (blocks to the freed queue, inline bytes, pending allocations, its lease).
 pub async fn delete_inode<T: Txn>(txn: &mut T, ino: Ino, kind: InodeKind) -> Result<(), NnError> {
     txn.delete(keys::inode(ino));
     match kind {
-        InodeKind::Directory => txn.delete(keys::counter(ino)),
+        InodeKind::Directory => {
+            txn.delete(keys::counter(ino));
+            txn.put(keys::tombstone(ino), attrs::now_ns().to_be_bytes().to_vec());
+        }
         InodeKind::File => crate::data::blocks::free_all(txn, ino, attrs::now_ns()).await?,
         _ => {}
     }
@@ -355,24 +360,19 @@ pub async fn add_entry<S: Store>(
     let name = path.name();
     let text = path.text();
     path::check_name(name, &text)?;
-    let pkey = keys::inode(parent.ino);
     let dkey = keys::dentry(parent.ino, name);
-    let seen = walk.expect(txn, &pkey) && walk.expect(txn, &dkey);
-    let dentry_row = match (seen, walk.row(&dkey)) {
-        (true, Some(row)) => row.clone(),
-        _ => {
-            let rows = txn.get(&[pkey.clone(), dkey.clone()], true).await?;
-            if attrs::decode_inode(&rows[0])?.is_none() {
-                return Err(NnError::raced("parent directory vanished"));
-            }
-            rows[1].clone()
-        }
+    // The parent still exists: its tombstone, beside its children, is absent at commit.
+    txn.expect(keys::tombstone(parent.ino), 0);
+    let dentry_row = if walk.expect(txn, &dkey) {
+        walk.row(&dkey).cloned().unwrap_or_default()
+    } else {
+        txn.get(std::slice::from_ref(&dkey), true).await?.remove(0)
     };
     // An existing entry may be this very call's earlier attempt: read the record first.
     let record = if dentry_row.exists() {
-        exo.home(parent.ino)
+        exo.home(keys::content_route(parent.ino))
     } else {
-        exo.home_expecting_absent(txn, parent.ino)
+        exo.home_expecting_absent(txn, keys::content_route(parent.ino))
     };
     if let Some(key) = record {
         let rows = txn.get(&[key], true).await?;
@@ -440,14 +440,11 @@ pub async fn add_entry<S: Store>(
         )));
     }
 
+    // Every new inode, file or directory, lives beside its dentry (the parent's content
+    // partition): the whole add is one shard's commit. A directory's own children go to its
+    // content partition, a hash of the new id, so they spread over the shards.
     let seq = ns.store.alloc_seq().await?;
-    let vpart = if new.kind == InodeKind::Directory {
-        // Directories spread over the shards; a file stays with its directory.
-        (rand::random::<u32>() % ns.store.vparts().max(1)) as u16
-    } else {
-        keys::vpart(parent.ino)
-    };
-    let ino = keys::make_ino(vpart, seq);
+    let ino = keys::make_ino(keys::content_vpart(parent.ino, ns.store.vparts()), seq);
     let mut inode = attrs::new_inode(
         new.kind,
         new.mode,
@@ -465,11 +462,9 @@ pub async fn add_entry<S: Store>(
         attrs::dentry_value(ino, new.kind),
     );
     txn.put(keys::inode(ino), inode.encode_to_vec());
-    let mut counter = None;
-    if new.kind == InodeKind::Directory {
-        txn.put(keys::counter(ino), attrs::counter_row(0, 0, now, now));
-        counter = Some([0, 0, now, now]);
-    }
+    // A new directory's counter row is made by its first child's commutative update (a
+    // missing row reads as zeros): writing it now would take the mkdir to a second shard.
+    let counter = (new.kind == InodeKind::Directory).then_some([0, 0, now, now]);
     let mut c = CounterUpdates::default();
     c.entries(
         parent.ino,

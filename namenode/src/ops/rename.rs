@@ -71,10 +71,12 @@ async fn attempt<S: Store>(
 
     // One validated round: both dentries, both parents, dst's ancestor chain, both inodes as
     // resolved, and the retry record.
+    // The parents' existence is their tombstones' absence, beside their dentries: a file
+    // rename within one directory stays on one shard.
     let mut want = vec![
-        keys::inode(sp),
+        keys::tombstone(sp),
         keys::dentry(sp, src_name),
-        keys::inode(dp),
+        keys::tombstone(dp),
         keys::dentry(dp, dst_name),
     ];
     // Only a moved directory can close a cycle, so only then is dst's ancestor chain part of
@@ -98,7 +100,7 @@ async fn attempt<S: Store>(
         want.len() - 1
     });
     let retry_at = want.len();
-    want.extend(exo.home(sp));
+    want.extend(exo.home(keys::content_route(sp)));
     let rows = txn.get(&want, true).await?;
     if let Some(r) = rows.get(retry_at)
         && let Some(answer) = Exo::replay(r)?
@@ -115,12 +117,11 @@ async fn attempt<S: Store>(
     if src_seen != Some(src_dentry.ino) {
         return Err(NnError::raced("source changed since resolution"));
     }
-    let (Some(sp_inode), Some(dp_inode)) = (
-        attrs::decode_inode(&rows[0])?,
-        attrs::decode_inode(&rows[2])?,
-    ) else {
+    if rows[0].exists() || rows[2].exists() {
         return Err(NnError::raced("a parent directory vanished"));
-    };
+    }
+    let sp_inode = src_walk.parent()?.inode.clone();
+    let dp_inode = dst_walk.nodes[dst.depth() - 1].inode.clone();
     if attrs::kind_of(&sp_inode) != InodeKind::Directory
         || attrs::kind_of(&dp_inode) != InodeKind::Directory
     {
@@ -194,7 +195,7 @@ async fn attempt<S: Store>(
                 if !dir_is_empty(txn, dd.ino).await? {
                     return Err(NnError::NotEmpty(dst_text));
                 }
-                txn.require_empty(keys::route_of(dd.ino), keys::dentry_prefix(dd.ino));
+                txn.require_empty(keys::content_route(dd.ino), keys::dentry_prefix(dd.ino));
                 replaced_dir = true;
             }
             (false, false) => {}
@@ -215,9 +216,10 @@ async fn attempt<S: Store>(
             src_inode.ctime_ns = now;
             txn.put(keys::inode(src_ino), src_inode.encode_to_vec());
         } else {
-            // Same directory: the ctime moves through the counter row, so creates inside
-            // the renamed directory don't conflict with this rename.
-            counters.change(src_ino, 0, 0, 0, now);
+            // Same directory: only the ctime moves. The inode row lives beside the dentry
+            // (unless the directory was moved here), and creates inside it never touch it.
+            src_inode.ctime_ns = now;
+            txn.put(keys::inode(src_ino), src_inode.encode_to_vec());
         }
     }
     let d = i64::from(src_is_dir);

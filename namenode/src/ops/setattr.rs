@@ -101,7 +101,7 @@ async fn attempt<S: Store>(
     let node = walk.target()?;
     let ino = node.ino;
     let mut want = vec![keys::inode(ino)];
-    want.extend(exo.home(ino));
+    want.extend(exo.home(keys::route_of(ino)));
     let rows = txn.get(&want, true).await?;
     if let Some(r) = rows.get(1)
         && let Some(answer) = Exo::replay(r)?

@@ -110,7 +110,7 @@ async fn change_attempt<S: Store>(
     let walk = ns.resolver.walk(txn, caller, path, false).await?;
     let ino = walk.target()?.ino;
     let mut want = vec![keys::inode(ino), keys::xattr(ino, name)];
-    want.extend(exo.home(ino));
+    want.extend(exo.home(keys::route_of(ino)));
     let rows = txn.get(&want, true).await?;
     if let Some(r) = rows.get(2)
         && let Some(answer) = Exo::replay(r)?

@@ -25,6 +25,7 @@ use std::time::Duration;
 use arbor_proto::records::PartitionMap;
 use futures::future::join_all;
 
+use crate::counters::{Counters, Snapshot};
 use crate::txn::{OpenIntent, Route, Store, TxnError};
 use idlease::IdLease;
 use metaclient::{CallError, ShardClient};
@@ -63,6 +64,7 @@ impl Default for StoreConfig {
 pub struct Shared {
     routing: Routing,
     clients: Vec<ShardClient>,
+    counters: Counters,
 }
 
 impl Shared {
@@ -109,7 +111,11 @@ impl ShardedStore {
             "metastore connected"
         );
         Ok(Arc::new(ShardedStore {
-            shared: Arc::new(Shared { routing, clients }),
+            shared: Arc::new(Shared {
+                routing,
+                clients,
+                counters: Counters::default(),
+            }),
             metastores: config.metastores,
             intent_timeout_ms: config.intent_timeout_ms,
             ids: IdLease::new(config.id_batch),
@@ -128,10 +134,13 @@ impl ShardedStore {
     /// that was never allocated) maps to a fixed shard by modulo, where it finds nothing.
     pub fn shard_of(&self, route: Route) -> u32 {
         let routing = &self.shared.routing;
-        routing.shard_of(route).unwrap_or_else(|| match route {
-            Route::Vpart(v) => u32::from(v) % routing.shards(),
-            Route::Shard(n) => n % routing.shards(),
-        })
+        routing
+            .shard_of(route)
+            .unwrap_or_else(|| match route.resolve(routing.map().vparts) {
+                Route::Vpart(v) => u32::from(v) % routing.shards(),
+                Route::Shard(n) => n % routing.shards(),
+                Route::Content(_) => 0,
+            })
     }
 }
 
@@ -174,5 +183,9 @@ impl Store for ShardedStore {
 
     fn intent_timeout_ms(&self) -> u64 {
         self.intent_timeout_ms
+    }
+
+    fn counters(&self) -> Snapshot {
+        self.shared.counters.snapshot()
     }
 }

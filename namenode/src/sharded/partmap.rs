@@ -53,9 +53,10 @@ impl Routing {
     /// The shard of `route`, or `None` for a virtual partition or shard that does not exist
     /// (an id that came from outside and was never allocated).
     pub fn shard_of(&self, route: Route) -> Option<u32> {
-        match route {
+        match route.resolve(self.map.vparts) {
             Route::Vpart(v) => self.map.shard_of.get(usize::from(v)).copied(),
             Route::Shard(n) => (n < self.map.shards).then_some(n),
+            Route::Content(_) => None,
         }
     }
 

@@ -64,6 +64,7 @@ impl Txn for ShardedTxn {
             let shared = &shared;
             let request: Vec<Vec<u8>> = idx.iter().map(|&i| keys[i].bytes.clone()).collect();
             async move {
+                shared.counters.get_sent();
                 let rows = shared
                     .client(shard)?
                     .get(request)
@@ -97,6 +98,7 @@ impl Txn for ShardedTxn {
         limit: u32,
     ) -> Result<(Vec<(Vec<u8>, Versioned)>, bool), TxnError> {
         let shard = self.shared.routing.try_shard_of(route)?;
+        self.shared.counters.scan_sent();
         let resp = self
             .shared
             .client(shard)?
@@ -164,6 +166,9 @@ impl Txn for ShardedTxn {
         if !self.buffer.has_writes() {
             return Ok(());
         }
+        self.shared
+            .counters
+            .commit(self.label, self.buffer.participants().len());
         coordinator::commit(&self.shared, &self.buffer, self.label).await
     }
 }
