@@ -175,7 +175,7 @@ pub async fn dirs_on_shards(
     place_dirs(client, rows, parent, prefix, shards.len(), Some(shards)).await
 }
 
-/// Directories take random virtual partitions: this makes candidates until the wanted shards
+/// A directory's children go to its content partition, a hash of its id: this makes candidates until the wanted shards
 /// are covered, renames the chosen ones into place and removes the spare ones.
 async fn place_dirs(
     client: &arbor_client::Client,
@@ -198,7 +198,7 @@ async fn place_dirs(
             client.mkdir(&candidate, 0o755, false).await,
             &format!("mkdir {candidate}"),
         );
-        let shard = rows.shard_of_ino(status.ino);
+        let shard = rows.shard_of_content(status.ino);
         let taken = chosen.iter().flatten().any(|(_, s)| *s == shard);
         let slot = match wanted {
             Some(wanted) => (0..count).find(|&i| wanted[i] == shard && chosen[i].is_none()),

@@ -160,6 +160,12 @@ async fn deleted_tree_vanishes_at_once_and_its_rows_follow() {
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
+        // fsck scans shard by shard: the report that first sees no pending delete may have
+        // read a shard before the last step's two-phase commit reached it. Once no intent
+        // is open, the namespace stands still and fsck must find it whole.
+        let settled = cluster.wait_no_open_intents(secs(30)).await;
+        assert_eq!(settled.pending_deletes, 0, "{report:?}");
+        let report = cluster.fsck().await;
         assert!(report.healthy, "fsck: {report:?}");
         assert_eq!(report.files, 1, "only /keep is left: {report:?}");
         assert_all_rows_gone(&rows, &tree).await;
