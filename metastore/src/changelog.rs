@@ -7,8 +7,8 @@
 //! the record is built, so a consumer sees the counter row's new value.
 //!
 //! A subscription reads the log segments on a blocking thread while it is behind, then follows
-//! the live tail: the applier publishes every batch of records it applied (only ever durable
-//! ones) on a bounded broadcast. A subscriber that falls behind the broadcast, or finds a batch
+//! the live tail: the completer publishes every group of records once it is durable and
+//! visible on a bounded broadcast. A subscriber that falls behind the broadcast, or finds a batch
 //! it cannot take from it (missed, or too large to publish), reads that range from the log
 //! again, so it never loses a record. Everything a subscription holds is bounded: a channel of
 //! [`STREAM_QUEUE`] batches in front of the consumer (a slow consumer stops the reading, it
@@ -17,7 +17,7 @@
 //! Invariants: a subscription sends seqs in increasing order with no gap: each batch covers
 //! every seq from the previous batch's `through_seq + 1` to its own `through_seq`, and holds
 //! exactly the records of that range that changed user rows. It never sends a record above
-//! the applied seq, which is durable. A record that is no longer in the log ends the stream
+//! the visible seq, which is durable. A record that is no longer in the log ends the stream
 //! with [`Error::Trimmed`].
 
 use crate::error::{Error, Result};
@@ -41,7 +41,7 @@ const SCAN_PER_BATCH: usize = 100_000;
 pub const STREAM_QUEUE: usize = 2;
 /// Published batches the broadcast keeps for subscribers that are slower than the applier.
 pub const LIVE_CAPACITY: usize = 256;
-/// An applied batch whose changes hold more bytes than this is published without them
+/// A published batch whose changes hold more bytes than this is published without them
 /// (subscribers read it from the log), so the broadcast ring holds at most about
 /// `LIVE_CAPACITY * LIVE_ITEM_BYTES`.
 pub const LIVE_ITEM_BYTES: usize = 256 << 10;
@@ -82,7 +82,7 @@ fn record_bytes(r: &ChangeRecord) -> usize {
             .sum::<usize>()
 }
 
-/// Records applied to the tables together: every seq in `first..=last`, and among them the
+/// Records made durable and visible together: every seq in `first..=last`, and among them the
 /// ones that changed user rows (`None`: too large to publish, read them from the log).
 #[derive(Debug)]
 pub struct Applied {
@@ -93,7 +93,7 @@ pub struct Applied {
 
 pub type Live = broadcast::Sender<Arc<Applied>>;
 
-/// A new broadcast of applied records.
+/// A new broadcast of durable records.
 pub fn live_channel() -> Live {
     broadcast::channel(LIVE_CAPACITY).0
 }
@@ -106,17 +106,17 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher whose next batch starts after `applied`.
-    pub fn new(live: Live, applied: u64) -> Self {
+    /// A publisher whose next batch starts after `visible`.
+    pub fn new(live: Live, visible: u64) -> Self {
         Self {
             live,
-            through: applied,
+            through: visible,
         }
     }
 
-    /// Publishes the records applied up to `last` (the log records of every seq after the
-    /// previous call). Call it after the applied seq is published, so a subscriber that
-    /// misses this broadcast (it was not subscribed yet) finds these records below the applied
+    /// Publishes the records durable up to `last` (the log records of every seq after the
+    /// previous call). Call it after the visible seq is published, so a subscriber that
+    /// misses this broadcast (it was not subscribed yet) finds these records below the visible
     /// seq. With no subscriber it only drops the records.
     pub fn publish(&mut self, last: u64, records: Vec<LogRecord>) {
         let first = self.through + 1;
@@ -153,8 +153,8 @@ impl Publisher {
 #[derive(Clone)]
 pub struct Feed {
     pub segments: SegmentSet,
-    /// The applied seq: every record up to it is durable and applied.
-    pub applied: Arc<AtomicU64>,
+    /// The visible seq: every record up to it is durable (and readable).
+    pub visible: Arc<AtomicU64>,
     /// The applier's broadcast; gone once the applier has stopped.
     pub live: broadcast::WeakSender<Arc<Applied>>,
     /// True once the shard is closing: subscriptions end.
@@ -171,19 +171,19 @@ pub type Batches = mpsc::Receiver<Result<ChangeBatch>>;
 /// [`Error::InvalidArgument`] if it lies beyond the next sequence. Must be called inside a
 /// tokio runtime.
 pub fn subscribe(feed: &Feed, from_seq: u64, max_batch: u32) -> Result<Batches> {
-    // Subscribed before the applied seq is read: a batch applied after that read is then
+    // Subscribed before the visible seq is read: a batch published after that read is then
     // surely broadcast to this subscriber.
     if *feed.closing.borrow() {
         return Err(Error::Closed);
     }
     let live = feed.live.upgrade().ok_or(Error::Closed)?.subscribe();
-    let applied = feed.applied.load(Ordering::Acquire);
-    let first = feed.segments.first_seq().unwrap_or(applied + 1);
+    let visible = feed.visible.load(Ordering::Acquire);
+    let first = feed.segments.first_seq().unwrap_or(visible + 1);
     let from = if from_seq == 0 { first } else { from_seq };
-    if from > applied + 1 {
+    if from > visible + 1 {
         return Err(Error::InvalidArgument(format!(
             "from_seq {from} is beyond the next sequence {}",
-            applied + 1
+            visible + 1
         )));
     }
     if from < first {
@@ -230,7 +230,7 @@ impl Subscription {
                 self.end(Error::Closed);
                 return;
             }
-            let head = self.feed.applied.load(Ordering::Acquire);
+            let head = self.feed.visible.load(Ordering::Acquire);
             if self.next <= head && !self.pending_follows() {
                 match self.catch_up(head).await {
                     Ok(batch) => {

@@ -30,6 +30,11 @@ pub struct ShardConfig {
     pub flush_interval: Duration,
     /// Transaction records (COMMITTED / ABORTED) are swept once older than this.
     pub txn_record_ttl: Duration,
+    /// Rows (engine writes) logged but not yet applied to the tables, at most: past it, new
+    /// commits wait for the applier. Bounds the read overlay's memory.
+    pub backlog_rows: usize,
+    /// The same bound in bytes of keys and values.
+    pub backlog_bytes: usize,
 }
 
 impl ShardConfig {
@@ -41,6 +46,9 @@ impl ShardConfig {
     pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
     pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
     pub const DEFAULT_TXN_RECORD_TTL: Duration = Duration::from_secs(3600);
+    /// About a second of the applier's work at full speed.
+    pub const DEFAULT_BACKLOG_ROWS: usize = 100_000;
+    pub const DEFAULT_BACKLOG_BYTES: usize = 64 << 20;
 
     /// A configuration with every default, for shard `shard` stored under `dir`.
     pub fn new(dir: impl Into<PathBuf>, shard: u32) -> Self {
@@ -55,6 +63,8 @@ impl ShardConfig {
             segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
             flush_interval: Self::DEFAULT_FLUSH_INTERVAL,
             txn_record_ttl: Self::DEFAULT_TXN_RECORD_TTL,
+            backlog_rows: Self::DEFAULT_BACKLOG_ROWS,
+            backlog_bytes: Self::DEFAULT_BACKLOG_BYTES,
         }
     }
 

@@ -44,7 +44,7 @@ pub trait Engine: Send + Sync + 'static {
     /// Number of rows with keys in `[start, end)`.
     fn count(&self, start: &[u8], end: Option<&[u8]>) -> Result<u64>;
     /// Applies every operation of `batch` atomically.
-    fn apply(&self, batch: WriteBatch) -> Result<()>;
+    fn apply(&self, batch: &WriteBatch) -> Result<()>;
     /// Returns once everything applied before the call survives a power cut.
     fn flush_durable(&self) -> Result<()>;
 }
@@ -138,12 +138,14 @@ impl Engine for SledEngine {
         Ok(n)
     }
 
-    fn apply(&self, batch: WriteBatch) -> Result<()> {
+    fn apply(&self, batch: &WriteBatch) -> Result<()> {
+        // By reference: sled copies keys and values into its own buffers either way, and the
+        // caller still needs the keys (to drop them from the read overlay).
         let mut b = sled::Batch::default();
-        for (k, v) in batch.ops {
+        for (k, v) in &batch.ops {
             match v {
-                Some(v) => b.insert(k, v),
-                None => b.remove(k),
+                Some(v) => b.insert(k.as_slice(), v.as_slice()),
+                None => b.remove(k.as_slice()),
             }
         }
         self.db.apply_batch(b)?;
@@ -172,10 +174,10 @@ mod tests {
                 b.put(vec![b'a', i], vec![i]);
             }
             b.put(b"b".to_vec(), b"x".to_vec());
-            e.apply(b).unwrap();
+            e.apply(&b).unwrap();
             let mut b = WriteBatch::default();
             b.delete(vec![b'a', 3]);
-            e.apply(b).unwrap();
+            e.apply(&b).unwrap();
             assert_eq!(e.get(&[b'a', 4]).unwrap(), Some(vec![4]));
             assert_eq!(e.get(&[b'a', 3]).unwrap(), None);
             let rows = e.scan(&[b'a', 2], Some(&[b'a', 6]), 10).unwrap();

@@ -1,21 +1,25 @@
 //! Group commit: the one committer thread that orders every change of a shard, the sync
-//! threads that make its log durable, and the applier thread behind them.
+//! threads that make its log durable, the completer that answers, and the applier behind it.
 //!
 //! The committer takes the first waiting request, drains every other one already queued, and
-//! runs them in order against the tables plus an overlay of everything logged but not yet
+//! runs them in order against the tables plus its own overlay of everything logged but not yet
 //! applied (so each request sees all those before it, in this group and in earlier ones). It
 //! writes the records of the whole group to the log and hands one `fdatasync` for the group to
 //! a sync thread, then goes on with the next group at once: with two sync threads, the next
 //! group's sync starts while the previous one is still in flight, instead of waiting behind it.
-//! The applier takes groups in log order; once a group's sync (and so every earlier one) has
-//! returned, it writes the group, with any following groups already synced, into the tables in
-//! one atomic batch together with the applied marker, then retires the intents those records
-//! decided (their locks go only now, so a reader never finds a key unlocked while its
-//! transaction's outcome is missing from the tables), publishes the applied seq, and only then
-//! answers their requests. So nothing is answered before its record is durable, the tables
-//! never hold a record that is not, and after a failed write nothing later is applied or
-//! acknowledged. Last, it hands the applied records to the change stream's live tail
-//! (`changelog::Publisher`), which therefore never sees a record that is not durable.
+//!
+//! The completer takes groups in log order and waits for each one's sync (and so every earlier
+//! one). Once it returned, it makes the group's user rows visible to readers in the read
+//! overlay (`overlay::ReadOverlay`) and moves the visible seq, retires the intents those
+//! records decided (their rows are visible now, so readers need not wait for them), and only
+//! then answers the group's requests and feeds the change stream's live tail. So nothing is
+//! answered or read before its record is durable, and after a failed write nothing later is
+//! made visible or acknowledged.
+//!
+//! The applier, off the commit path, writes the visible groups into the tables, several in one
+//! atomic batch together with the applied marker, and then drops their rows from the read
+//! overlay. Rows logged but not yet applied are bounded (`overlay::Backlog`): when the applier
+//! falls behind, the committer waits before its next group, and requests queue up in front.
 
 use crate::changelog::{Live, Publisher};
 use crate::engine::{Engine, WriteBatch};
@@ -24,12 +28,13 @@ use crate::hlc::{Hlc, wall_ms};
 use crate::intent::{
     self, DecideOutcome, IntentSummary, Participant, PrepareOutcome, ResolveOutcome, Step,
 };
-use crate::keyspace;
+use crate::keyspace::{self, DATA};
+use crate::overlay::{self, Backlog, ReadOverlay};
 use crate::txn::{self, CommitOutcome, View};
 use crate::wal::{self, LogRecord, Op, Wal};
 use arbor_proto::metastore::{PrepareRequest, TxnBody};
-use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use parking_lot::{Condvar, Mutex};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -39,10 +44,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub const MAX_GROUP: usize = 4096;
 /// Capacity of the request queue in front of the committer.
 pub const QUEUE: usize = 8192;
-/// Groups logged but not yet applied, at most (back-pressure on the committer).
-const APPLY_QUEUE: usize = 4;
-/// Groups the applier writes into the tables in one batch, at most.
-const MERGE_GROUPS: usize = 8;
+/// Groups logged whose sync the completer has not yet seen, at most (back-pressure on the
+/// committer while the log's syncs fall behind).
+const SYNC_QUEUE: usize = 4;
+/// The applier stops merging groups into one table batch past this many writes: sled's cost
+/// per write grows with the batch (and with the memory a huge batch churns through).
+const APPLY_BATCH_OPS: usize = 2048;
+/// Below this many writes, the applier waits up to [`APPLY_LINGER`] for more: fewer, fuller
+/// batches cost less per write and wake the applier less often on a busy machine.
+const APPLY_MIN_OPS: usize = 512;
+const APPLY_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// Log syncs in flight at once, at most (one per sync thread).
 const SYNC_THREADS: usize = 2;
 
@@ -74,14 +85,14 @@ pub enum Request {
         cutoff_ms: u64,
         reply: Reply<usize>,
     },
-    /// The open intents, answered once everything logged before is applied (so they agree
-    /// with what reads of the tables see).
+    /// The open intents, answered once everything logged before is visible (so they agree
+    /// with what reads see).
     Intents { reply: Reply<Vec<IntentSummary>> },
     /// Finish the current group and exit.
     Stop,
 }
 
-/// An answer waiting for its group to be durable and applied. Called with the reason the group
+/// An answer waiting for its group to be durable. Called with the reason the group
 /// failed, if it did.
 type Done = Box<dyn FnOnce(Option<&str>) + Send>;
 
@@ -134,19 +145,33 @@ impl Health {
     }
 }
 
-/// Engine writes logged but not yet applied, each with the seq of its record.
+/// Engine writes logged but not yet applied, each with the seq of its record: the committer's
+/// own view of what its earlier records changed (intents and transaction records included,
+/// and records not yet synced).
 #[derive(Debug, Default)]
 struct Overlay {
     rows: BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)>,
-    pruned_at: u64,
+    /// Every write in log order, to prune without walking the whole map.
+    order: VecDeque<(u64, Vec<u8>)>,
 }
 
 impl Overlay {
+    fn insert(&mut self, key: Vec<u8>, seq: u64, value: Option<Vec<u8>>) {
+        self.order.push_back((seq, key.clone()));
+        self.rows.insert(key, (seq, value));
+    }
+
     /// Forgets what the tables now hold (records at or below `applied`).
     fn prune(&mut self, applied: u64) {
-        if applied > self.pruned_at {
-            self.rows.retain(|_, (seq, _)| *seq > applied);
-            self.pruned_at = applied;
+        while let Some((seq, _)) = self.order.front()
+            && *seq <= applied
+        {
+            let Some((_, key)) = self.order.pop_front() else {
+                break;
+            };
+            if self.rows.get(&key).is_some_and(|(s, _)| *s <= applied) {
+                self.rows.remove(&key);
+            }
         }
     }
 }
@@ -193,41 +218,33 @@ impl View for OverlayView<'_> {
 /// The result of a group's log sync, once it returned.
 type SyncTicket = std::sync::mpsc::Receiver<Result<(), String>>;
 
-/// A logged group on its way to the tables.
+/// A logged group on its way to its answers and the tables.
 struct Group {
     batch: WriteBatch,
+    /// The group's user-row writes with the seq of their record, for the read overlay.
+    visible: Vec<(Vec<u8>, u64, Option<Vec<u8>>)>,
     last_seq: u64,
     dones: Vec<Done>,
-    /// The group's log records, for the change stream once they are applied.
+    /// The group's log records, for the change stream once they are durable.
     logged: Vec<LogRecord>,
     failed: Option<String>,
     /// The group's log sync, while it may still be in flight (none: nothing to sync).
     sync: Option<SyncTicket>,
+    /// What the group adds to the backlog.
+    bytes: usize,
 }
 
 impl Group {
-    /// Waits for the group's sync (if `wait`) and records its failure. Returns whether the
-    /// group's records are known durable or failed.
-    fn synced(&mut self, wait: bool) -> bool {
-        let Some(ticket) = &self.sync else {
-            return true;
+    /// Waits for the group's sync and records its failure.
+    fn wait_synced(&mut self) {
+        let Some(ticket) = self.sync.take() else {
+            return;
         };
-        let result = if wait {
-            ticket.recv().map_err(|_| ())
-        } else {
-            match ticket.try_recv() {
-                Ok(r) => Ok(r),
-                Err(std::sync::mpsc::TryRecvError::Empty) => return false,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(()),
-            }
-        };
-        self.sync = None;
-        match result {
+        match ticket.recv() {
             Ok(Ok(())) => {}
             Ok(Err(why)) => self.failed = Some(why),
-            Err(()) => self.failed = Some("log sync thread gone".into()),
+            Err(_) => self.failed = Some("log sync thread gone".into()),
         }
-        true
     }
 }
 
@@ -245,12 +262,19 @@ pub struct Committer {
     pub participant: Arc<Mutex<Participant>>,
     pub next_seq: u64,
     pub hlc: Hlc,
+    /// The highest seq the tables hold, set by the applier.
     pub applied: Arc<AtomicU64>,
-    /// Told every new applied seq, for readers waiting on a decision being applied.
+    /// Told every new applied seq (for status, which counts rows in the tables).
     pub applied_watch: watch::Sender<u64>,
+    /// What readers see of the records synced but not yet applied.
+    pub overlay: Arc<ReadOverlay>,
+    /// Rows logged and not yet applied, against their bound.
+    pub backlog: Arc<Backlog>,
+    /// Lets tests hold the applier back.
+    pub hold: Arc<ApplierHold>,
     pub stats: Arc<Stats>,
     pub health: Health,
-    /// The change stream's live tail, fed by the applier.
+    /// The change stream's live tail, fed by the completer.
     pub live: Live,
 }
 
@@ -259,14 +283,17 @@ pub struct Committer {
 struct Building {
     frames: Vec<u8>,
     batch: WriteBatch,
+    visible: Vec<(Vec<u8>, u64, Option<Vec<u8>>)>,
     dones: Vec<Done>,
     logged: Vec<LogRecord>,
     first_seq: u64,
     records: u64,
+    bytes: usize,
 }
 
 impl Committer {
-    /// Runs the committer and the applier until a `Stop` request or until every sender is gone.
+    /// Runs the committer, the sync threads, the completer and the applier until a `Stop`
+    /// request or until every sender is gone.
     pub fn spawn(self, shard: u32) -> Result<Vec<std::thread::JoinHandle<()>>> {
         let mut threads = Vec::new();
         let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<SyncJob>(0);
@@ -280,31 +307,46 @@ impl Committer {
                     .spawn(move || run_syncer(jobs, stats))?,
             );
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Group>(APPLY_QUEUE);
+        // Unbounded: what waits for the applier is bounded by the backlog instead.
+        let (apply_tx, apply_rx) = std::sync::mpsc::channel::<Applying>();
         let applier = Applier {
-            publisher: Publisher::new(self.live.clone(), self.applied.load(Ordering::Acquire)),
             engine: self.engine.clone(),
             applied: self.applied.clone(),
             applied_watch: self.applied_watch.clone(),
-            participant: self.participant.clone(),
+            overlay: self.overlay.clone(),
+            backlog: self.backlog.clone(),
+            hold: self.hold.clone(),
             health: self.health.clone(),
             stats: self.stats.clone(),
         };
         let applier = std::thread::Builder::new()
             .name(format!("arbor-apply-{shard}"))
-            .spawn(move || applier.run(rx))?;
+            .spawn(move || applier.run(apply_rx))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Group>(SYNC_QUEUE);
+        let completer = Completer {
+            publisher: Publisher::new(self.live.clone(), self.overlay.visible()),
+            overlay: self.overlay.clone(),
+            participant: self.participant.clone(),
+            health: self.health.clone(),
+            backlog: self.backlog.clone(),
+            to_applier: apply_tx,
+        };
+        let completer = std::thread::Builder::new()
+            .name(format!("arbor-complete-{shard}"))
+            .spawn(move || completer.run(rx))?;
         let committer = std::thread::Builder::new()
             .name(format!("arbor-commit-{shard}"))
             .spawn(move || self.run(tx, sync_tx))?;
-        // The committer first: joining it in order means the others are done when it is.
+        // The committer first: joining them in order means each one's feeder is done.
         threads.insert(0, committer);
+        threads.push(completer);
         threads.push(applier);
         Ok(threads)
     }
 
     fn run(
         mut self,
-        to_applier: std::sync::mpsc::SyncSender<Group>,
+        to_completer: std::sync::mpsc::SyncSender<Group>,
         to_syncer: std::sync::mpsc::SyncSender<SyncJob>,
     ) {
         let mut overlay = Overlay::default();
@@ -313,6 +355,13 @@ impl Committer {
             let Some(first) = self.rx.blocking_recv() else {
                 break;
             };
+            // Back-pressure: while the tables are too far behind, no new group starts (its
+            // rows would only grow what waits for the applier).
+            let health = self.health.clone();
+            if !self.backlog.wait_room(|| health.failure().is_some()) && health.failure().is_none()
+            {
+                health.fail("the table applier stopped".into());
+            }
             let mut requests = vec![first];
             while requests.len() < MAX_GROUP {
                 match self.rx.try_recv() {
@@ -322,7 +371,7 @@ impl Committer {
             }
             overlay.prune(self.applied.load(Ordering::Acquire));
             let group = self.group(requests, &mut overlay, &mut stopping, &to_syncer);
-            if to_applier.send(group).is_err() {
+            if to_completer.send(group).is_err() {
                 break;
             }
         }
@@ -348,21 +397,24 @@ impl Committer {
         };
         if let Some(why) = self.health.failure() {
             for r in requests {
-                if let Some(d) = refuse(r) {
-                    b.dones.push(d);
+                match refuse(r) {
+                    Some(d) => b.dones.push(d),
+                    None => *stopping = true,
                 }
             }
             return Group {
                 batch: WriteBatch::default(),
+                visible: Vec::new(),
                 last_seq: self.next_seq - 1,
                 dones: b.dones,
                 logged: Vec::new(),
                 failed: Some(why),
                 sync: None,
+                bytes: 0,
             };
         }
         // The participant is locked per request, not per group: readers look at its locks
-        // between requests, and the applier retires decided intents meanwhile (their records
+        // between requests, and the completer retires decided intents meanwhile (their records
         // precede everything still to be validated here, so that changes no outcome).
         let participant = self.participant.clone();
         for r in requests {
@@ -490,13 +542,16 @@ impl Committer {
                 self.health.fail(why.clone());
             }
         }
+        self.backlog.add(b.batch.ops.len(), b.bytes);
         Group {
             batch: b.batch,
+            visible: b.visible,
             last_seq,
             dones: b.dones,
             logged: b.logged,
             failed,
             sync,
+            bytes: b.bytes,
         }
     }
 
@@ -534,7 +589,11 @@ impl Committer {
         };
         wal::encode(&record, &mut b.frames);
         for (k, v) in keyspace::mutations(&record) {
-            overlay.rows.insert(k.clone(), (seq, v.clone()));
+            b.bytes += overlay::write_bytes(&k, &v);
+            if k.first() == Some(&DATA) {
+                b.visible.push((k.clone(), seq, v.clone()));
+            }
+            overlay.insert(k.clone(), seq, v.clone());
             b.batch.ops.push((k, v));
         }
         b.logged.push(record);
@@ -575,115 +634,179 @@ fn run_syncer(jobs: Arc<Mutex<std::sync::mpsc::Receiver<SyncJob>>>, stats: Arc<S
     }
 }
 
+/// The completer's state; lives on its own thread.
+struct Completer {
+    publisher: Publisher,
+    overlay: Arc<ReadOverlay>,
+    participant: Arc<Mutex<Participant>>,
+    health: Health,
+    backlog: Arc<Backlog>,
+    to_applier: std::sync::mpsc::Sender<Applying>,
+}
+
+impl Completer {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Group>) {
+        // Once a group fails, no later group may be made visible or acknowledged: it was
+        // validated against the failed one.
+        let mut dead: Option<String> = None;
+        let mut applier_gone = false;
+        while let Ok(mut g) = rx.recv() {
+            // Log order: each group waits for its own sync, so for every earlier one too.
+            g.wait_synced();
+            if dead.is_none()
+                && let Some(why) = &g.failed
+            {
+                self.health.fail(why.clone());
+                dead = Some(why.clone());
+            }
+            if let Some(why) = &dead {
+                for d in g.dones {
+                    d(Some(why));
+                }
+                // These rows will never reach the tables.
+                self.backlog.release(g.batch.ops.len(), g.bytes);
+                continue;
+            }
+            self.overlay
+                .publish(std::mem::take(&mut g.visible), g.last_seq);
+            // The decided transactions' rows are visible now: their locks can go, and readers
+            // that waited on them go on.
+            self.participant.lock().retire_through(g.last_seq);
+            for d in g.dones {
+                d(None);
+            }
+            if g.batch.is_empty() {
+                continue;
+            }
+            // After the answers: subscribers are not on the commit path.
+            self.publisher.publish(g.last_seq, g.logged);
+            let applying = Applying {
+                batch: g.batch,
+                last_seq: g.last_seq,
+                bytes: g.bytes,
+            };
+            if self.to_applier.send(applying).is_err() && !applier_gone {
+                // The rows stay visible in the overlay and durable in the log; the next open
+                // replays them into the tables.
+                applier_gone = true;
+                tracing::warn!("the table applier is gone; the tables fall behind the log");
+            }
+        }
+    }
+}
+
+/// Durable, visible writes on their way into the tables.
+struct Applying {
+    batch: WriteBatch,
+    last_seq: u64,
+    bytes: usize,
+}
+
+/// Test hook: holds the applier back (its groups stay in the overlay) or makes it stop as if
+/// the process died before the tables got them.
+#[derive(Debug, Default)]
+pub struct ApplierHold {
+    state: Mutex<HoldState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct HoldState {
+    paused: bool,
+    crashed: bool,
+}
+
+impl ApplierHold {
+    /// The applier writes nothing into the tables until [`ApplierHold::resume`].
+    pub fn pause(&self) {
+        self.state.lock().paused = true;
+    }
+
+    pub fn resume(&self) {
+        self.state.lock().paused = false;
+        self.changed.notify_all();
+    }
+
+    /// The applier stops at once and drops what it holds, as a crash would.
+    pub fn crash(&self) {
+        self.state.lock().crashed = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits while paused; false once crashed.
+    fn proceed(&self) -> bool {
+        let mut s = self.state.lock();
+        while s.paused && !s.crashed {
+            self.changed.wait(&mut s);
+        }
+        !s.crashed
+    }
+}
+
 /// The applier's state; lives on its own thread.
 struct Applier {
-    publisher: Publisher,
     engine: Arc<dyn Engine>,
     applied: Arc<AtomicU64>,
     applied_watch: watch::Sender<u64>,
-    participant: Arc<Mutex<Participant>>,
+    overlay: Arc<ReadOverlay>,
+    backlog: Arc<Backlog>,
+    hold: Arc<ApplierHold>,
     health: Health,
     stats: Arc<Stats>,
 }
 
 impl Applier {
-    fn run(self, rx: std::sync::mpsc::Receiver<Group>) {
-        let Applier {
-            mut publisher,
-            engine,
-            applied,
-            applied_watch,
-            participant,
-            health,
-            stats,
-        } = self;
-        let mut queue: std::collections::VecDeque<Group> = std::collections::VecDeque::new();
-        // Once a group fails, no later group may be applied or acknowledged: it was validated
-        // against the failed one.
-        let mut dead: Option<String> = None;
-        loop {
-            if queue.is_empty() {
-                match rx.recv() {
-                    Ok(g) => queue.push_back(g),
-                    Err(_) => return,
-                }
+    fn run(self, rx: std::sync::mpsc::Receiver<Applying>) {
+        self.apply_all(rx);
+        // Nothing will be released any more: a committer waiting for room must not wait forever.
+        self.backlog.close();
+    }
+
+    fn apply_all(&self, rx: std::sync::mpsc::Receiver<Applying>) {
+        while let Ok(first) = rx.recv() {
+            if !self.hold.proceed() {
+                return;
             }
-            while queue.len() < MERGE_GROUPS {
-                match rx.try_recv() {
-                    Ok(g) => queue.push_back(g),
-                    Err(_) => break,
-                }
-            }
-            // Log order: the first group waits for its sync; following groups whose syncs have
-            // already returned go in the same batch (one batch, one marker, all or nothing).
-            let mut ready = Vec::new();
-            while let Some(mut g) = queue.pop_front() {
-                if !g.synced(ready.is_empty()) {
-                    queue.push_front(g);
-                    break;
-                }
-                ready.push(g);
-            }
-            // Groups before the first failed one are durable and go to the tables.
-            let first_failed = ready.iter().position(|g| g.failed.is_some());
-            let good = if dead.is_some() {
-                0
-            } else {
-                first_failed.unwrap_or(ready.len())
-            };
-            let mut batch = WriteBatch::default();
-            let mut last_seq = None;
-            let mut logged = Vec::new();
-            for g in &mut ready[..good] {
-                if !g.batch.is_empty() {
-                    batch.ops.append(&mut g.batch.ops);
-                    logged.append(&mut g.logged);
-                    last_seq = Some(g.last_seq);
-                }
-            }
-            let mut apply_failed = None;
-            let mut to_publish = None;
-            if let Some(last_seq) = last_seq {
-                let applying = Instant::now();
-                keyspace::mark_applied(&mut batch, last_seq);
-                match engine.apply(batch) {
-                    Ok(()) => {
-                        applied.store(last_seq, Ordering::Release);
-                        participant.lock().retire_applied(last_seq);
-                        // Readers find no retired intent from now on, and whoever waited for one
-                        // to be applied goes on.
-                        applied_watch.send_replace(last_seq);
-                        add_elapsed(&stats.apply_us, applying);
-                        stats.applies.fetch_add(1, Ordering::Relaxed);
-                        to_publish = Some((last_seq, std::mem::take(&mut logged)));
-                    }
-                    // The records are durable in the log and will be replayed at the next open;
-                    // until then the tables are behind.
-                    Err(e) => apply_failed = Some(format!("applying to the tables failed: {e}")),
-                }
-            }
-            if dead.is_none()
-                && let Some(why) = apply_failed
-                    .clone()
-                    .or_else(|| first_failed.and_then(|i| ready[i].failed.clone()))
-            {
-                health.fail(why.clone());
-                dead = Some(why);
-            }
-            for (i, g) in ready.into_iter().enumerate() {
-                let failed = if i < good && apply_failed.is_none() {
-                    None
+            // Everything already waiting goes in one batch (one marker, all or nothing).
+            let mut last_seq = first.last_seq;
+            let mut bytes = first.bytes;
+            let mut batch = first.batch;
+            let linger_until = Instant::now() + APPLY_LINGER;
+            while batch.ops.len() < APPLY_BATCH_OPS {
+                let next = if batch.ops.len() < APPLY_MIN_OPS {
+                    rx.recv_timeout(linger_until.saturating_duration_since(Instant::now()))
+                        .ok()
                 } else {
-                    dead.as_deref()
+                    rx.try_recv().ok()
                 };
-                for d in g.dones {
-                    d(failed);
-                }
+                let Some(mut next) = next else {
+                    break;
+                };
+                batch.ops.append(&mut next.batch.ops);
+                last_seq = next.last_seq;
+                bytes += next.bytes;
             }
-            // After the answers: subscribers are not on the commit path.
-            if let Some((last_seq, logged)) = to_publish {
-                publisher.publish(last_seq, logged);
+            let rows = batch.ops.len();
+            let applying = Instant::now();
+            keyspace::mark_applied(&mut batch, last_seq);
+            if let Err(e) = self.engine.apply(&batch) {
+                // The records are durable in the log, visible in the overlay, and will be
+                // replayed at the next open; until then the tables stay behind.
+                self.health
+                    .fail(format!("applying to the tables failed: {e}"));
+                return;
             }
+            self.applied.store(last_seq, Ordering::Release);
+            self.applied_watch.send_replace(last_seq);
+            let data_keys = batch
+                .ops
+                .iter()
+                .map(|(k, _)| k.as_slice())
+                .filter(|k| k.first() == Some(&DATA));
+            self.overlay.forget(data_keys, last_seq);
+            self.backlog.release(rows, bytes);
+            add_elapsed(&self.stats.apply_us, applying);
+            self.stats.applies.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

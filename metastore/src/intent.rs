@@ -1,9 +1,10 @@
 //! The two-phase-commit participant: prepared intents, their locks, and transaction records.
 //!
 //! Invariants: a transaction holds its locks here from its prepare until the record that
-//! decides it here (and drops its intent row) is applied to the tables, so a reader that finds
-//! no lock on a key finds the key's latest decided value in the tables (the lock table is
-//! rebuilt from intent rows at open, when everything logged is applied); a transaction's
+//! decides it here (and drops its intent row) is durable and visible to readers (in the read
+//! overlay or the tables), so a reader that finds no lock on a key finds the key's latest
+//! decided value (the lock table is rebuilt from intent rows at open, when everything logged is
+//! applied); a transaction's
 //! writes are applied in the same log record that drops its intent; on the primary, the record
 //! that writes COMMITTED is the commit point and the only one that applies the writes there. A
 //! decision, once recorded, is never changed: a late commit of an aborted transaction answers
@@ -209,8 +210,8 @@ struct Held {
     stamp: u64,
 }
 
-/// An intent decided here whose decision record is logged (at `seq`) but not yet applied to the
-/// tables: it keeps its locks, and readers wait for it, until the applier retires it.
+/// An intent decided here whose decision record is logged (at `seq`) but not yet durable and
+/// visible: it keeps its locks, and readers wait for it, until the completer retires it.
 #[derive(Debug)]
 struct Retiring {
     held: Held,
@@ -220,21 +221,22 @@ struct Retiring {
 /// A transaction that will put or delete a key a read returns, as the read found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Writer {
-    /// Decided here: its decision record is logged at `seq`, not yet applied.
+    /// Decided here: its decision record is logged at `seq`, not yet visible.
     Decided { seq: u64 },
     /// Prepared here and not decided here yet.
     Prepared(IntentSummary),
 }
 
 /// The 2PC state of one shard. The committer thread runs every state change in log order; the
-/// applier retires decided intents once their records are applied; readers only look.
+/// completer retires decided intents once their records are durable and visible; readers only
+/// look.
 #[derive(Debug)]
 pub struct Participant {
     shard: u32,
     timeout_ms: u64,
     /// Prepared and undecided here.
     intents: HashMap<Vec<u8>, Held>,
-    /// Decided here, the decision not yet applied to the tables.
+    /// Decided here, the decision not yet durable and visible.
     retiring: HashMap<Vec<u8>, Retiring>,
     locks: LockTable,
     /// Stamp of the latest prepare.
@@ -274,7 +276,7 @@ impl Participant {
     }
 
     /// The transactions prepared (stamped) at or before `horizon` that will put or delete a key
-    /// of `reads`, undecided or decided but not yet applied. Without an exclusive lock in
+    /// of `reads`, undecided or decided but not yet visible. Without an exclusive lock in
     /// `reads` this is one lock-table lookup per key (or one range walk).
     pub fn writers(&self, reads: &ReadSet<'_>, horizon: u64) -> Vec<Writer> {
         if !self.locks.exclusive_in(reads) {
@@ -301,16 +303,17 @@ impl Participant {
         prepared.chain(decided).collect()
     }
 
-    /// Drops the intents whose decision records are applied (at or below `applied`), and
-    /// their locks. Called by the applier once the tables hold those records.
-    pub fn retire_applied(&mut self, applied: u64) {
+    /// Drops the intents whose decision records are visible (at or below `visible`), and
+    /// their locks. Called by the completer once those records are durable and their rows are
+    /// in the read overlay.
+    pub fn retire_through(&mut self, visible: u64) {
         if self.retiring.is_empty() {
             return;
         }
         let done: Vec<Vec<u8>> = self
             .retiring
             .iter()
-            .filter(|(_, r)| r.seq <= applied)
+            .filter(|(_, r)| r.seq <= visible)
             .map(|(id, _)| id.clone())
             .collect();
         for id in done {
@@ -328,7 +331,7 @@ impl Participant {
         self.timeout_ms
     }
 
-    /// The undecided intents (a decided one is gone once its record is applied, which is
+    /// The undecided intents (a decided one is gone once its record is visible, which is
     /// before the answer of any request logged after the decision).
     pub fn summaries(&self) -> Vec<IntentSummary> {
         self.intents.values().map(|h| h.intent.summary()).collect()
@@ -491,7 +494,7 @@ impl Participant {
     }
 
     /// The intent is decided by the record logged at `seq`: it keeps its locks until that
-    /// record is applied.
+    /// record is durable and visible.
     fn retire(&mut self, txn_id: &[u8], seq: u64) {
         if let Some(held) = self.intents.remove(txn_id) {
             // A retiring id has a logged record, so it cannot be prepared (and retired) again
@@ -597,9 +600,9 @@ mod tests {
         apply(&mut view, 2, d.ops);
         assert!(p.locks().exclusively_locked(b"w"));
         assert!(p.summaries().is_empty());
-        p.retire_applied(1);
+        p.retire_through(1);
         assert!(p.locks().exclusively_locked(b"w"));
-        p.retire_applied(2);
+        p.retire_through(2);
         assert!(p.locks().is_empty());
         assert_eq!(txn::row(&view, b"w").unwrap(), Some((2, b"v".to_vec())));
         // Idempotent, and nothing can abort it now.
@@ -646,7 +649,7 @@ mod tests {
             p.locks().exclusively_locked(b"w"),
             "locks go when the abort is applied"
         );
-        p.retire_applied(2);
+        p.retire_through(2);
         assert!(p.locks().is_empty());
         assert_eq!(
             p.decide(b"t", true, &view, 1001, 3).unwrap().outcome,
@@ -767,9 +770,9 @@ mod tests {
             .prepare(prepare_req(b"t", 1, 0, TxnBody::default()), &view, 22)
             .unwrap();
         assert!(matches!(late.outcome, PrepareOutcome::Conflict(_)));
-        p.retire_applied(2);
+        p.retire_through(2);
         assert_eq!(p.writers(&range, horizon), vec![Writer::Decided { seq: 3 }]);
-        p.retire_applied(3);
+        p.retire_through(3);
         assert!(p.writers(&range, horizon).is_empty());
         assert!(!p.locks().exclusively_locked(b"k1"));
         assert!(p.locks().exclusively_locked(b"k3"));

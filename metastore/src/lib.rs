@@ -4,7 +4,8 @@
 //!
 //! Layout: [`wal`] (the log), [`engine`] (the tables behind a trait), [`keyspace`] (how state
 //! maps onto the tables), [`txn`] (validation and counters), [`locks`] and [`intent`] (2PC),
-//! [`group_commit`] (the committer thread), [`trim`] (durable flush and log deletion),
+//! [`group_commit`] (the committer, completer and applier threads), [`overlay`] (what
+//! reads see of records durable but not yet in the tables), [`trim`] (durable flush and log deletion),
 //! [`resolver`] (finishing abandoned transactions), [`read_resolve`] (reads finishing the
 //! transactions that write what they read), [`changelog`] and [`cursors`] (the change stream
 //! read from the log, and its consumers' positions), [`shard`] (the library face) and
@@ -20,6 +21,7 @@ pub mod hlc;
 pub mod intent;
 pub mod keyspace;
 pub mod locks;
+pub mod overlay;
 pub mod read_resolve;
 pub mod resolver;
 pub mod server;

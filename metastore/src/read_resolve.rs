@@ -5,7 +5,8 @@
 //! (its coordinator died after the commit point, or has not reached this shard yet).
 //!
 //! For each such transaction, as the participant state shows it:
-//! - decided here, its record not yet applied: wait until the applied seq reaches the record;
+//! - decided here, its record not yet durable: wait until the visible seq reaches the record
+//!   (its rows are then in the read overlay or the tables);
 //! - prepared, this shard its primary: the coordinator is mid-flight, so look again after a
 //!   short backoff; once the intent has expired, resolve it here (an undecided one is aborted,
 //!   exactly as the background resolver would);
@@ -31,13 +32,13 @@ use std::time::{Duration, Instant};
 pub const BLOCKED_SLACK: Duration = Duration::from_secs(2);
 /// Age of an intent before a reader asks its primary about it.
 pub const ASK_PRIMARY_AFTER: Duration = Duration::from_millis(50);
-/// Longest single wait for a decision to be applied before looking again.
+/// Longest single wait for a decision to become visible before looking again.
 const APPLY_WAIT_SLICE: Duration = Duration::from_millis(100);
 const BACKOFF_FIRST: Duration = Duration::from_millis(1);
 const BACKOFF_MAX: Duration = Duration::from_millis(20);
 
 /// Returns once no transaction prepared before the call will still write a key of `reads`
-/// without that write being in the tables (or with it aborted).
+/// without that write being visible (or with it aborted).
 pub(crate) async fn settle(shard: &Shard, reads: &ReadSet<'_>) -> Result<()> {
     let (horizon, mut writers) = shard.writers(reads, None);
     if writers.is_empty() {
@@ -46,8 +47,8 @@ pub(crate) async fn settle(shard: &Shard, reads: &ReadSet<'_>) -> Result<()> {
     let deadline = Instant::now() + shard.config().intent_timeout + BLOCKED_SLACK;
     let mut backoff = BACKOFF_FIRST;
     loop {
-        let applied = shard.applied_seq();
-        writers.retain(|w| !matches!(w, Writer::Decided { seq } if *seq <= applied));
+        let visible = shard.applied_seq();
+        writers.retain(|w| !matches!(w, Writer::Decided { seq } if *seq <= visible));
         if writers.is_empty() {
             return Ok(());
         }
@@ -78,7 +79,7 @@ async fn finish(shard: &Shard, writer: &Writer, deadline: Instant) -> Result<boo
             // In slices, so that a shard that stops applying (a failed write) is noticed by
             // the caller's next look rather than at the deadline.
             let slice = deadline.min(Instant::now() + APPLY_WAIT_SLICE);
-            shard.wait_applied(*seq, slice).await?;
+            shard.wait_visible(*seq, slice).await?;
             Ok(false)
         }
         Writer::Prepared(intent) if intent.is_primary => {
@@ -126,7 +127,7 @@ fn describe(writers: &[Writer]) -> String {
     let each: Vec<String> = writers
         .iter()
         .map(|w| match w {
-            Writer::Decided { seq } => format!("a decision at seq {seq} not yet applied"),
+            Writer::Decided { seq } => format!("a decision at seq {seq} not yet durable"),
             Writer::Prepared(i) if i.is_primary => {
                 format!(
                     "transaction {} undecided here (its primary)",

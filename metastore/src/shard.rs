@@ -3,10 +3,13 @@
 //! log into the tables, rebuilds the 2PC state, and runs the committer, applier, trimmer and
 //! resolver until closed.
 //!
-//! Reads go to the tables, which only ever hold records already durable in the log, so a read
-//! never sees a change that a crash could take back. Before reading, a read finishes (or waits
-//! out) the transactions prepared here that will write what it returns (`read_resolve`), so it
-//! never sees a cross-shard transaction half applied. Every change goes through the committer.
+//! Reads go to the read overlay (rows whose records are synced but not yet in the tables) and
+//! then to the tables; both only ever hold records already durable in the log, so a read never
+//! sees a change that a crash could take back, and a read right after a commit's answer sees
+//! it. Before reading, a read finishes (or waits out) the transactions prepared here that will
+//! write what it returns (`read_resolve`), so it never sees a cross-shard transaction half
+//! applied. Every change goes through the committer. Everything that touches the disk (sled,
+//! files) runs on a blocking thread or the shard's own threads, never on a runtime worker.
 //!
 //! The log is also the change log: `subscribe` streams it (`changelog`), consumers' cursors
 //! are kept beside it (`cursors`), and the trimmer keeps it from the lowest cursor on.
@@ -16,13 +19,14 @@ use crate::config::ShardConfig;
 use crate::cursors::{self, Cursor, Cursors};
 use crate::engine::{Engine, SledEngine, WriteBatch};
 use crate::error::{Error, Result};
-use crate::group_commit::{Committer, Health, QUEUE, Reply, Request, Stats};
+use crate::group_commit::{ApplierHold, Committer, Health, QUEUE, Reply, Request, Stats};
 use crate::hlc::{Hlc, wall_ms};
 use crate::intent::{
     DecideOutcome, Intent, IntentSummary, Participant, PrepareOutcome, ResolveOutcome, Writer,
 };
 use crate::keyspace::{self, DATA, INTENT};
 use crate::locks::ReadSet;
+use crate::overlay::{self, Backlog, ReadOverlay};
 use crate::read_resolve;
 use crate::resolver::{self, Primaries};
 use crate::trim::{Retention, Trimmer};
@@ -63,9 +67,18 @@ struct Inner {
     config: ShardConfig,
     engine: Arc<dyn Engine>,
     requests: mpsc::Sender<Request>,
+    /// The highest seq the tables hold.
     applied: Arc<AtomicU64>,
-    /// The applied seq, for readers waiting on a decision to be applied.
+    /// The same, for status waiting on the tables.
     applied_watch: watch::Receiver<u64>,
+    /// Rows durable in the log but not yet in the tables, and the visible seq.
+    overlay: Arc<ReadOverlay>,
+    /// For readers waiting on a decision to become visible.
+    visible_watch: watch::Receiver<u64>,
+    backlog: Arc<Backlog>,
+    /// Only tests hold the applier back.
+    #[cfg_attr(not(test), allow(dead_code))]
+    hold: Arc<ApplierHold>,
     durable: Arc<AtomicU64>,
     participant: Arc<Mutex<Participant>>,
     primaries: Primaries,
@@ -132,6 +145,25 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::Internal(format!("blocking task: {e}")))?
 }
 
+/// The row of user key `key` from its stored value (version ‖ payload), absent if `None`.
+fn stored_row(key: Vec<u8>, stored: Option<&[u8]>) -> Result<Row> {
+    Ok(match stored {
+        None => Row {
+            key,
+            value: Vec::new(),
+            version: 0,
+        },
+        Some(v) => {
+            let (version, payload) = keyspace::decode_row(v)?;
+            Row {
+                key,
+                value: payload.to_vec(),
+                version,
+            }
+        }
+    })
+}
+
 /// Opens the tables, replays the log after their applied marker, and rebuilds the intents.
 fn recover(config: &ShardConfig) -> Result<Recovered> {
     std::fs::create_dir_all(&config.dir)?;
@@ -148,14 +180,15 @@ fn recover(config: &ShardConfig) -> Result<Recovered> {
         pending += 1;
         if pending >= REPLAY_BATCH {
             keyspace::mark_applied(&mut batch, last);
-            engine.apply(std::mem::take(&mut batch))?;
+            engine.apply(&batch)?;
+            batch = WriteBatch::default();
             pending = 0;
         }
         Ok(())
     })?;
     if pending > 0 {
         keyspace::mark_applied(&mut batch, last);
-        engine.apply(batch)?;
+        engine.apply(&batch)?;
     }
     let mut participant = Participant::new(config.shard, config.intent_timeout.as_millis() as u64);
     let start = [INTENT];
@@ -193,6 +226,10 @@ impl Shard {
         let rec = blocking(move || recover(&cfg)).await?;
         let applied = Arc::new(AtomicU64::new(rec.marker));
         let (applied_tx, applied_watch) = watch::channel(rec.marker);
+        let overlay = Arc::new(ReadOverlay::new(rec.marker));
+        let visible_watch = overlay.watch();
+        let backlog = Arc::new(Backlog::new(config.backlog_rows, config.backlog_bytes));
+        let hold = Arc::new(ApplierHold::default());
         let durable = Arc::new(AtomicU64::new(0));
         let participant = Arc::new(Mutex::new(rec.participant));
         let stats = Arc::new(Stats::default());
@@ -203,7 +240,7 @@ impl Shard {
         let (closing, closing_rx) = watch::channel(false);
         let feed = Feed {
             segments: segments.clone(),
-            applied: applied.clone(),
+            visible: overlay.visible_counter(),
             live: live.downgrade(),
             closing: closing_rx,
             lagged: Arc::new(AtomicU64::new(0)),
@@ -218,6 +255,9 @@ impl Shard {
             hlc: Hlc::new(rec.hlc_floor),
             applied: applied.clone(),
             applied_watch: applied_tx,
+            overlay: overlay.clone(),
+            backlog: backlog.clone(),
+            hold: hold.clone(),
             stats: stats.clone(),
             health: health.clone(),
             live,
@@ -248,6 +288,10 @@ impl Shard {
             requests,
             applied,
             applied_watch,
+            overlay,
+            visible_watch,
+            backlog,
+            hold,
             durable,
             participant,
             primaries: Primaries::default(),
@@ -276,9 +320,20 @@ impl Shard {
         &self.inner.config
     }
 
-    /// Highest seq applied to the tables.
+    /// Highest seq applied: its record, and every earlier one, is durable in the log and seen by
+    /// reads (from the read overlay, or the tables once the applier got there).
     pub fn applied_seq(&self) -> u64 {
+        self.inner.overlay.visible()
+    }
+
+    /// Highest seq the tables themselves hold (at most [`Shard::applied_seq`]).
+    pub fn tables_seq(&self) -> u64 {
         self.inner.applied.load(Ordering::Acquire)
+    }
+
+    /// Rows (engine writes) logged and not yet in the tables.
+    pub fn backlog_rows(&self) -> usize {
+        self.inner.backlog.rows()
     }
 
     /// Highest seq known durable in the tables (the log below it may be deleted).
@@ -323,25 +378,25 @@ impl Shard {
     /// finishes) the transactions prepared before the call that will write one of `keys`.
     pub async fn get(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Row>> {
         read_resolve::settle(self, &ReadSet::Keys(&keys)).await?;
+        let engine_keys: Vec<Vec<u8>> = keys.iter().map(|k| keyspace::key(DATA, k)).collect();
+        // The overlay first: a key it has is answered from memory; the others from the tables,
+        // which (since the overlay said nothing of them) hold their latest visible value.
+        let found = self.inner.overlay.get_many(&engine_keys);
+        if found.iter().all(Option::is_some) {
+            return keys
+                .into_iter()
+                .zip(found)
+                .map(|(key, f)| stored_row(key, f.flatten().as_deref()))
+                .collect();
+        }
         let engine = self.inner.engine.clone();
         blocking(move || {
             keys.into_iter()
-                .map(|key| {
-                    Ok(match engine.get(&keyspace::key(DATA, &key))? {
-                        None => Row {
-                            key,
-                            value: Vec::new(),
-                            version: 0,
-                        },
-                        Some(v) => {
-                            let (version, payload) = keyspace::decode_row(&v)?;
-                            Row {
-                                key,
-                                value: payload.to_vec(),
-                                version,
-                            }
-                        }
-                    })
+                .zip(engine_keys)
+                .zip(found)
+                .map(|((key, engine_key), f)| match f {
+                    Some(v) => stored_row(key, v.as_deref()),
+                    None => stored_row(key, engine.get(&engine_key)?.as_deref()),
                 })
                 .collect()
         })
@@ -370,10 +425,16 @@ impl Shard {
             end: (!end.is_empty()).then_some(end.as_slice()),
         };
         read_resolve::settle(self, &range).await?;
+        let (s, e) = keyspace::data_range(&start, &end);
+        // The overlay's entries first, then the tables: both only move forward, so every row
+        // returned is at least as new as it was when the scan looked at the overlay.
+        let pending = self.inner.overlay.range(&s, &e, limit + 1);
         let engine = self.inner.engine.clone();
         blocking(move || {
-            let (s, e) = keyspace::data_range(&start, &end);
-            let mut rows = engine.scan(&s, Some(&e), limit + 1)?;
+            // Each delete in the overlay may hide one row of the tables: read that many more.
+            let hidden = pending.iter().filter(|(_, v)| v.is_none()).count();
+            let tables = engine.scan(&s, Some(&e), limit + 1 + hidden)?;
+            let mut rows = overlay::merge_scan(pending, tables, limit + 1);
             let more = rows.len() > limit;
             rows.truncate(limit);
             rows.into_iter()
@@ -447,15 +508,28 @@ impl Shard {
         (horizon, p.writers(reads, horizon))
     }
 
-    /// Returns once the tables hold every record up to `seq`, or at `deadline`.
-    pub(crate) async fn wait_applied(&self, seq: u64, deadline: Instant) -> Result<()> {
-        let mut applied = self.inner.applied_watch.clone();
-        let reached = tokio::time::timeout_at(deadline.into(), applied.wait_for(|&a| a >= seq));
+    /// Returns once every record up to `seq` is durable and visible to reads, or at
+    /// `deadline`.
+    pub(crate) async fn wait_visible(&self, seq: u64, deadline: Instant) -> Result<()> {
+        let mut visible = self.inner.visible_watch.clone();
+        let reached = tokio::time::timeout_at(deadline.into(), visible.wait_for(|&a| a >= seq));
         match reached.await {
             Ok(Ok(_)) | Err(_) => Ok(()),
-            // The applier is gone: the shard closed.
+            // The overlay is gone: the shard closed.
             Ok(Err(_)) => Err(Error::Closed),
         }
+    }
+
+    /// The applier's test hook.
+    #[cfg(test)]
+    pub(crate) fn applier_hold(&self) -> &ApplierHold {
+        &self.inner.hold
+    }
+
+    /// Rows in the read overlay.
+    #[cfg(test)]
+    pub(crate) fn overlay_rows(&self) -> usize {
+        self.inner.overlay.len()
     }
 
     /// Why the shard stopped accepting writes, if it did.
@@ -468,7 +542,8 @@ impl Shard {
     }
 
     /// What the shard is and holds. The intents and the applied seq are taken after everything
-    /// logged before the call is applied, so they agree with what reads see.
+    /// logged before the call is visible, so they agree with what reads see; the rows are
+    /// counted in the tables once they have caught up with that seq.
     pub async fn status(&self) -> Result<pb::StatusResponse> {
         let summaries = self.request(|reply| Request::Intents { reply }).await?;
         let now = wall_ms();
@@ -482,6 +557,11 @@ impl Shard {
             })
             .collect();
         let applied_seq = self.applied_seq();
+        let mut tables = self.inner.applied_watch.clone();
+        tables
+            .wait_for(|&a| a >= applied_seq)
+            .await
+            .map_err(|_| Error::Closed)?;
         let engine = self.inner.engine.clone();
         let rows = blocking(move || engine.count(&[DATA], Some(&[DATA + 1]))).await?;
         Ok(pb::StatusResponse {
@@ -526,7 +606,7 @@ impl Shard {
             let inner = &shard.inner;
             inner.cursors.set(&consumer, seq, |seq| {
                 // Under the cursor table's lock: the trimmer cannot delete meanwhile.
-                let next = inner.applied.load(Ordering::Acquire) + 1;
+                let next = inner.overlay.visible() + 1;
                 let first = inner.segments.first_seq().unwrap_or(next);
                 if seq > next {
                     return Err(Error::InvalidArgument(format!(

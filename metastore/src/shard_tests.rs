@@ -77,7 +77,7 @@ fn rewind_tables(cfg: &ShardConfig, marker: u64, wipe_rows: bool) {
         }
     }
     keyspace::mark_applied(&mut b, marker);
-    engine.apply(b).unwrap();
+    engine.apply(&b).unwrap();
     engine.flush_durable().unwrap();
 }
 
@@ -1231,4 +1231,187 @@ async fn readers_racing_a_decide_never_see_the_old_rows() {
     }
     assert!(reads >= ROUNDS * READERS, "{reads} reads");
     b.close().await.unwrap();
+}
+
+/// Waits (a bounded while) until the tables have caught up with everything visible.
+async fn tables_catch_up(shard: &Shard) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shard.tables_seq() < shard.applied_seq() || shard.overlay_rows() > 0 {
+        assert!(Instant::now() < deadline, "the applier never caught up");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A commit is answered once its record is synced, before the tables have it: with the applier
+/// held back, gets and scans right after the answer see its writes (deletes included) from the
+/// read overlay, and see the same once the tables have them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_see_answered_commits_before_the_tables_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = Shard::open(config(dir.path(), 0)).await.unwrap();
+    let s0 = committed(&shard, body(vec![put(b"a", b"0"), put(b"c", b"0")])).await;
+    tables_catch_up(&shard).await;
+    shard.applier_hold().pause();
+    let s1 = committed(
+        &shard,
+        body(vec![put(b"a", b"1"), put(b"b", b"1"), del(b"c")]),
+    )
+    .await;
+    let s2 = committed(&shard, body(vec![put(b"d", b"2")])).await;
+    assert_eq!(shard.applied_seq(), s2);
+    assert_eq!(shard.tables_seq(), s0, "the tables are held back");
+    assert!(shard.overlay_rows() > 0);
+    let check = async |shard: &Shard| {
+        assert_eq!(row(shard, b"a").await, (s1, b"1".to_vec()));
+        assert_eq!(row(shard, b"b").await, (s1, b"1".to_vec()));
+        assert_eq!(row(shard, b"c").await, (0, Vec::new()));
+        assert_eq!(row(shard, b"d").await, (s2, b"2".to_vec()));
+        let (rows, more) = shard.scan(Vec::new(), Vec::new(), 0, false).await.unwrap();
+        let got: Vec<_> = rows.iter().map(|r| (r.key.clone(), r.version)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (b"a".to_vec(), s1),
+                (b"b".to_vec(), s1),
+                (b"d".to_vec(), s2)
+            ]
+        );
+        assert!(!more);
+        // A page boundary inside the overlay's rows.
+        let (rows, more) = shard.scan(Vec::new(), Vec::new(), 2, true).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(more);
+    };
+    check(&shard).await;
+    // Validation sees them too: a stale read of `a` conflicts.
+    let stale = TxnBody {
+        reads: vec![read(b"a", s0)],
+        ..Default::default()
+    };
+    assert_eq!(
+        conflict(&shard, stale).await,
+        (Reason::Version, b"a".to_vec())
+    );
+    shard.applier_hold().resume();
+    tables_catch_up(&shard).await;
+    check(&shard).await;
+    shard.close().await.unwrap();
+}
+
+/// The process dies after commits were answered but before the tables got them: reopening
+/// replays the log after the applied marker, so nothing answered is lost, the intent prepared
+/// meanwhile is back with its locks, and the versions are those that were answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_answer_and_the_tables_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 0);
+    let shard = Shard::open(cfg.clone()).await.unwrap();
+    let s0 = committed(&shard, body(vec![put(b"k0", b"v0")])).await;
+    tables_catch_up(&shard).await;
+    shard.applier_hold().pause();
+    let mut answered = Vec::new();
+    for i in 1..=20u32 {
+        let key = format!("k{i}").into_bytes();
+        let seq = committed(&shard, body(vec![put(&key, &i.to_le_bytes()), del(b"k0")])).await;
+        answered.push((key, seq, i));
+    }
+    let req = prepare_req(b"T", 0, 0, "127.0.0.1:1", body(vec![put(b"locked", b"")]));
+    assert_eq!(shard.prepare(req).await.unwrap(), PrepareOutcome::Prepared);
+    assert_eq!(shard.tables_seq(), s0);
+    // As if the process died now: the applier drops what it holds, the tables stay at s0.
+    shard.applier_hold().crash();
+    let last = shard.applied_seq();
+    shard.close().await.unwrap();
+    drop(shard);
+    let shard = Shard::open(cfg).await.unwrap();
+    assert_eq!(
+        shard.tables_seq(),
+        last,
+        "replayed up to the last answered record"
+    );
+    for (key, seq, i) in &answered {
+        assert_eq!(row(&shard, key).await, (*seq, i.to_le_bytes().to_vec()));
+    }
+    assert_eq!(row(&shard, b"k0").await, (0, Vec::new()));
+    assert_eq!(
+        conflict(&shard, body(vec![put(b"locked", b"x")])).await,
+        (Reason::Locked, b"locked".to_vec())
+    );
+    shard.close().await.unwrap();
+}
+
+/// When the applier falls behind, the rows waiting for the tables stay under their bound: the
+/// committer holds new commits back (reads go on meanwhile), and lets them go once the applier
+/// has made room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_backlog_holds_commits_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 0);
+    cfg.backlog_rows = 8;
+    let shard = Shard::open(cfg).await.unwrap();
+    shard.applier_hold().pause();
+    let three = |i: u8| {
+        body(vec![
+            put(&[b'a', i], b""),
+            put(&[b'b', i], b""),
+            put(&[b'c', i], b""),
+        ])
+    };
+    for i in 0..3 {
+        committed(&shard, three(i)).await;
+    }
+    assert_eq!(shard.backlog_rows(), 9);
+    let waiting = {
+        let shard = shard.clone();
+        tokio::spawn(async move { committed(&shard, three(3)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a commit went past the full backlog"
+    );
+    assert_eq!(shard.backlog_rows(), 9);
+    // Reads do not wait for the applier.
+    assert_eq!(row(&shard, &[b'c', 2]).await.1, Vec::<u8>::new());
+    assert!(row(&shard, &[b'c', 2]).await.0 > 0);
+    shard.applier_hold().resume();
+    let seq = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the held commit went on")
+        .unwrap();
+    assert_eq!(row(&shard, &[b'a', 3]).await.0, seq);
+    tables_catch_up(&shard).await;
+    assert_eq!(shard.backlog_rows(), 0);
+    shard.close().await.unwrap();
+}
+
+/// A decision is visible as soon as it is durable: with the applier held back, a read of what
+/// a transaction decided here returns its writes at once instead of waiting for the tables (and
+/// the primary, which would be asked, answers nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_is_read_before_the_tables_hold_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 1);
+    cfg.intent_timeout = Duration::from_secs(30);
+    let shard = Shard::open(cfg).await.unwrap();
+    let s0 = committed(&shard, body(vec![put(b"k", b"old")])).await;
+    tables_catch_up(&shard).await;
+    shard.applier_hold().pause();
+    let req = prepare_req(b"T", 1, 0, "127.0.0.1:19424", body(vec![put(b"k", b"new")]));
+    assert_eq!(shard.prepare(req).await.unwrap(), PrepareOutcome::Prepared);
+    let seq = match shard.decide(b"T".to_vec(), true).await.unwrap() {
+        DecideOutcome::Committed(seq) => seq,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(shard.tables_seq(), s0);
+    let read = tokio::time::timeout(Duration::from_secs(2), row(&shard, b"k"))
+        .await
+        .expect("the read waited for the tables");
+    assert_eq!(read, (seq, b"new".to_vec()));
+    // The locks went with the decision: a commit on the key goes through.
+    committed(&shard, body(vec![put(b"k", b"after")])).await;
+    shard.applier_hold().resume();
+    tables_catch_up(&shard).await;
+    assert_eq!(row(&shard, b"k").await.1, b"after".to_vec());
+    shard.close().await.unwrap();
 }
