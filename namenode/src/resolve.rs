@@ -85,6 +85,33 @@ impl Walk {
         self.rows.get(&key.bytes)
     }
 
+    /// The path's last entry as read checks of `txn`: the parent's tombstone expected absent,
+    /// the entry's dentry and (when it names something) its inode at the versions the walk
+    /// read them; a row the walk did not read is read now, validated. Returns the dentry row
+    /// and the inode row.
+    pub async fn last_entry<T: Txn>(
+        &self,
+        txn: &mut T,
+    ) -> Result<(Versioned, Option<Versioned>), NnError> {
+        let parent = self.parent()?.ino;
+        txn.expect(keys::tombstone(parent), 0);
+        let mut wanted = vec![keys::dentry(parent, self.path.name())];
+        wanted.extend(self.target_ino().map(keys::inode));
+        let mut rows = Vec::with_capacity(wanted.len());
+        for key in wanted {
+            let row = match self.row(&key) {
+                Some(row) => {
+                    txn.expect(key, row.version);
+                    row.clone()
+                }
+                None => txn.get(std::slice::from_ref(&key), true).await?.remove(0),
+            };
+            rows.push(row);
+        }
+        let inode = rows.get(1).cloned();
+        Ok((rows.swap_remove(0), inode))
+    }
+
     /// The node the path names, or the error its absence means.
     pub fn target(&self) -> Result<&Node, NnError> {
         match self.end {

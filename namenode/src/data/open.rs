@@ -60,24 +60,14 @@ async fn attempt<S: Store>(
     // shard): their versions become read checks, and the parent's tombstone is expected
     // absent. Only the lease, and the retry record unless it is expected absent (a new file
     // on a first attempt), are read here.
-    let dkey = keys::dentry(parent, name);
-    txn.expect(keys::tombstone(parent), 0);
-    let mut walked = walk.expect(txn, &dkey);
-    if let Some(ino) = seen {
-        walked = walked && walk.expect(txn, &keys::inode(ino));
-    }
-    let mut want = Vec::new();
-    if !walked {
-        want.push(dkey.clone());
-        want.extend(seen.map(keys::inode));
-    }
-    let lease_at = want.len();
-    want.extend(seen.map(keys::write_lease));
+    let (dentry_row, inode_row) = walk.last_entry(txn).await?;
+    let mut want: Vec<crate::txn::Key> = seen.map(keys::write_lease).into_iter().collect();
     let retry_at = want.len();
+    let home = keys::content_route(parent);
     if seen.is_some() {
-        want.extend(exo.home(keys::content_route(parent)));
+        want.extend(exo.home(home));
     } else {
-        want.extend(exo.home_expecting_absent(txn, keys::content_route(parent)));
+        want.extend(exo.home_expecting_absent(txn, home));
     }
     let fetched = txn.get(&want, true).await?;
     if let Some(r) = fetched.get(retry_at)
@@ -85,16 +75,7 @@ async fn attempt<S: Store>(
     {
         return Ok(Outcome::Replayed(answer));
     }
-    let from_walk = |k: &crate::txn::Key| walk.row(k).cloned().unwrap_or_default();
-    let (dentry_row, inode_row) = if walked {
-        (
-            from_walk(&dkey),
-            seen.map(|ino| from_walk(&keys::inode(ino))),
-        )
-    } else {
-        (fetched[0].clone(), seen.map(|_| fetched[1].clone()))
-    };
-    let lease_row = seen.map(|_| fetched[lease_at].clone()).unwrap_or_default();
+    let lease_row = seen.map(|_| fetched[0].clone()).unwrap_or_default();
     let parent_inode = walk.parent()?.inode.clone();
     if attrs::kind_of(&parent_inode) != InodeKind::Directory {
         return Err(NnError::raced("parent is no longer a directory"));

@@ -60,45 +60,19 @@ async fn attempt<S: Store>(
     // The walk read the dentry and the victim's inode: their versions are the read checks,
     // with the parent's tombstone expected absent. A missing entry may be this very call's
     // earlier attempt, so then the retry record is read before answering NOT_FOUND.
-    let dkey = keys::dentry(parent, name);
-    txn.expect(keys::tombstone(parent), 0);
-    let mut walked = walk.expect(txn, &dkey);
-    if let Some(ino) = seen {
-        walked = walked && walk.expect(txn, &keys::inode(ino));
-    }
-    let mut want = Vec::new();
-    if !walked {
-        want.push(dkey.clone());
-        want.extend(seen.map(keys::inode));
-    }
-    let retry_at = want.len();
-    if seen.is_some() {
-        want.extend(exo.home_expecting_absent(txn, keys::content_route(parent)));
+    let (dentry_row, victim_row) = walk.last_entry(txn).await?;
+    let home = keys::content_route(parent);
+    let record = if seen.is_some() {
+        exo.home_expecting_absent(txn, home)
     } else {
-        want.extend(exo.home(keys::content_route(parent)));
-    }
-    let rows = txn.get(&want, true).await?;
-    if let Some(r) = rows.get(retry_at)
-        && let Some(answer) = Exo::replay(r)?
+        exo.home(home)
+    };
+    if let Some(key) = record
+        && let Some(answer) = Exo::replay(&txn.get(&[key], true).await?[0])?
     {
         return Ok(Outcome::Replayed(answer));
     }
-    let from_walk = |k: &crate::txn::Key| walk.row(k).cloned().unwrap_or_default();
-    let (dentry_row, victim_row) = if walked {
-        (
-            from_walk(&dkey),
-            seen.map(|ino| from_walk(&keys::inode(ino)))
-                .unwrap_or_default(),
-        )
-    } else {
-        (
-            rows[0].clone(),
-            rows.get(1)
-                .filter(|_| seen.is_some())
-                .cloned()
-                .unwrap_or_default(),
-        )
-    };
+    let victim_row = victim_row.unwrap_or_default();
     let parent_inode = walk.parent()?.inode.clone();
     let Some(dentry) = attrs::decode_dentry(&dentry_row)? else {
         return match seen {
