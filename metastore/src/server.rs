@@ -38,6 +38,22 @@ fn conflict(c: Conflict) -> pb::Conflict {
     }
 }
 
+impl MetastoreService {
+    async fn commit_one(&self, r: pb::CommitRequest) -> Result<pb::CommitResponse, Status> {
+        let outcome = match self
+            .shard
+            .commit(r.txn_id, r.body.unwrap_or_default())
+            .await?
+        {
+            CommitOutcome::Committed(seq) => commit_response::Outcome::CommittedSeq(seq),
+            CommitOutcome::Conflict(c) => commit_response::Outcome::Conflict(conflict(c)),
+        };
+        Ok(pb::CommitResponse {
+            outcome: Some(outcome),
+        })
+    }
+}
+
 /// The service; cheap to clone.
 #[derive(Clone)]
 pub struct MetastoreService {
@@ -79,18 +95,33 @@ impl Metastore for MetastoreService {
         &self,
         req: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitResponse>, Status> {
-        let r = req.into_inner();
-        let outcome = match self
-            .shard
-            .commit(r.txn_id, r.body.unwrap_or_default())
-            .await?
-        {
-            CommitOutcome::Committed(seq) => commit_response::Outcome::CommittedSeq(seq),
-            CommitOutcome::Conflict(c) => commit_response::Outcome::Conflict(conflict(c)),
-        };
-        Ok(Response::new(pb::CommitResponse {
-            outcome: Some(outcome),
-        }))
+        Ok(Response::new(self.commit_one(req.into_inner()).await?))
+    }
+
+    async fn commit_many(
+        &self,
+        req: Request<pb::CommitManyRequest>,
+    ) -> Result<Response<pb::CommitManyResponse>, Status> {
+        // All reach the committer's queue in one poll, so they usually share one log sync.
+        let answers = futures::future::join_all(
+            req.into_inner()
+                .commits
+                .into_iter()
+                .map(|c| self.commit_one(c)),
+        )
+        .await
+        .into_iter()
+        .map(|r| pb::CommitAnswer {
+            answer: Some(match r {
+                Ok(done) => pb::commit_answer::Answer::Done(done),
+                Err(status) => pb::commit_answer::Answer::Failed(pb::CommitFailure {
+                    code: status.code() as i32,
+                    message: status.message().to_string(),
+                }),
+            }),
+        })
+        .collect();
+        Ok(Response::new(pb::CommitManyResponse { answers }))
     }
 
     async fn prepare(

@@ -13,9 +13,10 @@ use arbor_namenode::txn::{CounterOp, Key, Route, Store, Txn, TxnError};
 use arbor_proto::metastore as pb;
 use arbor_proto::metastore::metastore_server::{Metastore, MetastoreServer};
 use arbor_proto::metastore::{
-    CommitRequest, CommitResponse, Conflict, DecideRequest, DecideResponse, Empty, GetRequest,
-    GetResponse, Intent, PrepareRequest, PrepareResponse, ResolveRequest, ResolveResponse, Row,
-    ScanRequest, ScanResponse, StatusRequest, StatusResponse, TxnBody, commit_response, conflict,
+    CommitAnswer, CommitManyRequest, CommitManyResponse, CommitRequest, CommitResponse, Conflict,
+    DecideRequest, DecideResponse, Empty, GetRequest, GetResponse, Intent, PrepareRequest,
+    PrepareResponse, ResolveRequest, ResolveResponse, Row, ScanRequest, ScanResponse,
+    StatusRequest, StatusResponse, TxnBody, commit_answer, commit_response, conflict,
     decide_response, prepare_response, write,
 };
 use parking_lot::Mutex;
@@ -140,6 +141,21 @@ impl ScriptedShard {
     }
 }
 
+impl ScriptedShard {
+    fn commit_one(&self, req: CommitRequest) -> CommitResponse {
+        self.record(Call::Commit);
+        let body = req.body.unwrap_or_default();
+        let mut state = self.state.lock();
+        let outcome = match Self::conflict_of(&state, &body) {
+            Some(c) => commit_response::Outcome::Conflict(c),
+            None => commit_response::Outcome::CommittedSeq(Self::apply(&mut state, &body)),
+        };
+        CommitResponse {
+            outcome: Some(outcome),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Metastore for ScriptedShard {
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
@@ -184,16 +200,22 @@ impl Metastore for ScriptedShard {
         &self,
         req: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
-        self.record(Call::Commit);
-        let body = req.into_inner().body.unwrap_or_default();
-        let mut state = self.state.lock();
-        let outcome = match Self::conflict_of(&state, &body) {
-            Some(c) => commit_response::Outcome::Conflict(c),
-            None => commit_response::Outcome::CommittedSeq(Self::apply(&mut state, &body)),
-        };
-        Ok(Response::new(CommitResponse {
-            outcome: Some(outcome),
-        }))
+        Ok(Response::new(self.commit_one(req.into_inner())))
+    }
+
+    async fn commit_many(
+        &self,
+        req: Request<CommitManyRequest>,
+    ) -> Result<Response<CommitManyResponse>, Status> {
+        let answers = req
+            .into_inner()
+            .commits
+            .into_iter()
+            .map(|c| CommitAnswer {
+                answer: Some(commit_answer::Answer::Done(self.commit_one(c))),
+            })
+            .collect();
+        Ok(Response::new(CommitManyResponse { answers }))
     }
 
     async fn prepare(

@@ -49,7 +49,7 @@ impl Config {
             dir,
             rebuild: false,
             consumer: "search".into(),
-            min_commit_interval: Duration::from_millis(50),
+            min_commit_interval: Duration::from_millis(1000),
         }
     }
 }

@@ -32,8 +32,9 @@ struct Args {
     /// Name of this service's cursors on the shards.
     #[arg(long, default_value = "search")]
     consumer: String,
-    /// Shortest time between two index commits, in ms.
-    #[arg(long, default_value_t = 50)]
+    /// Shortest time between two index commits, in ms: how stale a search may be, traded
+    /// against the cost of small segments and their merges.
+    #[arg(long, default_value_t = 1000)]
     commit_interval_ms: u64,
 }
 

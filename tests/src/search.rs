@@ -53,6 +53,9 @@ impl SearchService {
             self.namenodes.join(","),
             "--dir".into(),
             self.index_dir.display().to_string(),
+            // Tests look for changes at once; they do not measure the indexing cost.
+            "--commit-interval-ms".into(),
+            "50".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         Spec {

@@ -3,16 +3,20 @@
 //! classified by what it tells about the request: never sent (the connection could not be
 //! made), maybe applied (lost in transit or past its deadline), or refused by the shard.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use arbor_proto::metastore::commit_answer;
 use arbor_proto::metastore::metastore_client::MetastoreClient;
 use arbor_proto::metastore::{
-    CommitRequest, CommitResponse, DecideRequest, DecideResponse, GetRequest, PrepareRequest,
-    PrepareResponse, Row, ScanRequest, ScanResponse, StatusRequest, StatusResponse,
+    CommitManyRequest, CommitRequest, CommitResponse, DecideRequest, DecideResponse, GetRequest,
+    PrepareRequest, PrepareResponse, Row, ScanRequest, ScanResponse, StatusRequest, StatusResponse,
 };
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use super::coalesce::{self, Kind, Lane};
 use crate::txn::TxnError;
 
 /// Largest answer accepted from a shard: a scan page of inline files is far above tonic's
@@ -121,6 +125,14 @@ pub struct ShardClient {
     addr: String,
     channel: Channel,
     timeout: Duration,
+    lanes: Arc<Lanes>,
+}
+
+/// The coalescing lanes of one shard client.
+#[derive(Debug, Default)]
+struct Lanes {
+    reads: Lane<Reads>,
+    commits: Lane<Commits>,
 }
 
 impl ShardClient {
@@ -143,6 +155,7 @@ impl ShardClient {
             addr: addr.to_string(),
             channel: endpoint.connect_lazy(),
             timeout,
+            lanes: Arc::default(),
         })
     }
 
@@ -185,7 +198,18 @@ impl ShardClient {
         }
     }
 
+    /// (Get calls sent, key lists they carried) and (Commit calls, commits they carried).
+    pub fn sent(&self) -> ((u64, u64), (u64, u64)) {
+        (self.lanes.reads.sent(), self.lanes.commits.sent())
+    }
+
+    /// The rows of `keys`, in order; coalesced with other reads of this shard under load.
     pub async fn get(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Row>, CallError> {
+        coalesce::call::<Reads>(self, keys).await
+    }
+
+    /// One Get call for exactly `keys`.
+    async fn get_now(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Row>, CallError> {
         let n = keys.len();
         let req = self.request(GetRequest { keys }, self.timeout);
         let rows = self.run(self.timeout, self.client().get(req)).await?.rows;
@@ -221,9 +245,51 @@ impl ShardClient {
         self.run(self.timeout, self.client().scan(req)).await
     }
 
+    /// A single-shard transaction; coalesced with other commits to this shard under load.
     pub async fn commit(&self, msg: CommitRequest) -> Result<CommitResponse, CallError> {
+        coalesce::call::<Commits>(self, msg).await
+    }
+
+    async fn commit_now(&self, msg: CommitRequest) -> Result<CommitResponse, CallError> {
         let req = self.request(msg, self.timeout);
         self.run(self.timeout, self.client().commit(req)).await
+    }
+
+    /// Several commits in one call; one answer each, in order.
+    async fn commit_many_now(
+        &self,
+        commits: Vec<CommitRequest>,
+    ) -> Vec<Result<CommitResponse, CallError>> {
+        let n = commits.len();
+        let req = self.request(CommitManyRequest { commits }, self.timeout);
+        let answers = match self.run(self.timeout, self.client().commit_many(req)).await {
+            Ok(resp) if resp.answers.len() == n => resp.answers,
+            Ok(resp) => {
+                let e = CallError::Lost(format!(
+                    "shard {} ({}): sent {n} commits, got {} answers",
+                    self.shard,
+                    self.addr,
+                    resp.answers.len()
+                ));
+                return vec![Err(e); n];
+            }
+            Err(e) => return vec![Err(e); n],
+        };
+        answers
+            .into_iter()
+            .map(|a| match a.answer {
+                Some(commit_answer::Answer::Done(done)) => Ok(done),
+                Some(commit_answer::Answer::Failed(f)) => Err(classify(
+                    self.shard,
+                    &self.addr,
+                    &Status::new(Code::from_i32(f.code), f.message),
+                )),
+                None => Err(CallError::Lost(format!(
+                    "shard {} ({}): a commit answered without an outcome",
+                    self.shard, self.addr
+                ))),
+            })
+            .collect()
     }
 
     pub async fn prepare(&self, msg: PrepareRequest) -> Result<PrepareResponse, CallError> {
@@ -244,6 +310,100 @@ impl ShardClient {
     pub async fn status(&self) -> Result<StatusResponse, CallError> {
         let req = self.request(StatusRequest {}, self.timeout);
         self.run(self.timeout, self.client().status(req)).await
+    }
+}
+
+/// Point reads: a batch is one Get asking each distinct key once.
+#[derive(Debug)]
+pub struct Reads;
+
+impl Kind for Reads {
+    type Client = ShardClient;
+    type Item = Vec<Vec<u8>>;
+    type Answer = Result<Vec<Row>, CallError>;
+    const BUDGET: usize = 4096;
+
+    fn weight(keys: &Self::Item) -> usize {
+        keys.len()
+    }
+
+    fn lane(client: &ShardClient) -> &Lane<Self> {
+        &client.lanes.reads
+    }
+
+    async fn one(client: &ShardClient, keys: Self::Item) -> Self::Answer {
+        client.get_now(keys).await
+    }
+
+    async fn many(client: &ShardClient, items: Vec<Self::Item>) -> Vec<Self::Answer> {
+        let mut unique: Vec<Vec<u8>> = Vec::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let positions: Vec<Vec<usize>> = items
+            .into_iter()
+            .map(|keys| {
+                keys.into_iter()
+                    .map(|k| match index.get(&k) {
+                        Some(&i) => i,
+                        None => {
+                            unique.push(k.clone());
+                            index.insert(k, unique.len() - 1);
+                            unique.len() - 1
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        // `get_now` checks one row per key, so every position is in range.
+        let answer = client.get_now(unique).await;
+        positions
+            .into_iter()
+            .map(|pos| match &answer {
+                Ok(rows) => Ok(pos.iter().map(|&i| rows[i].clone()).collect()),
+                Err(e) => Err(e.clone()),
+            })
+            .collect()
+    }
+
+    fn dropped(client: &ShardClient) -> Self::Answer {
+        Err(CallError::Lost(format!(
+            "shard {} ({}): coalesced read dropped",
+            client.shard, client.addr
+        )))
+    }
+}
+
+/// Single-shard commits: a batch is one CommitMany.
+#[derive(Debug)]
+pub struct Commits;
+
+impl Kind for Commits {
+    type Client = ShardClient;
+    type Item = CommitRequest;
+    type Answer = Result<CommitResponse, CallError>;
+    const BUDGET: usize = 8 << 20;
+
+    fn weight(c: &Self::Item) -> usize {
+        c.body.as_ref().map_or(0, prost::Message::encoded_len) + 64
+    }
+
+    fn lane(client: &ShardClient) -> &Lane<Self> {
+        &client.lanes.commits
+    }
+
+    async fn one(client: &ShardClient, c: Self::Item) -> Self::Answer {
+        client.commit_now(c).await
+    }
+
+    async fn many(client: &ShardClient, items: Vec<Self::Item>) -> Vec<Self::Answer> {
+        client.commit_many_now(items).await
+    }
+
+    fn dropped(client: &ShardClient) -> Self::Answer {
+        // It may have been sent: its outcome is unknown.
+        Err(CallError::Lost(format!(
+            "shard {} ({}): coalesced commit dropped",
+            client.shard, client.addr
+        )))
     }
 }
 

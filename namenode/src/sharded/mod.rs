@@ -4,6 +4,7 @@
 //! another namenode would need: any namenode can finish what this one started.
 //!
 //! - [`metaclient`]: one gRPC client per shard, deadlines, failure classification.
+//! - [`coalesce`]: concurrent reads of one shard sent as one Get.
 //! - [`partmap`]: routing by the partition map.
 //! - [`buffer`]: a transaction's reads and writes grouped by shard.
 //! - [`txn`]: [`ShardedTxn`], the [`Txn`](crate::txn::Txn) implementation.
@@ -13,6 +14,7 @@
 
 pub mod bootstrap;
 pub mod buffer;
+pub mod coalesce;
 pub mod coordinator;
 pub mod idlease;
 pub mod metaclient;
