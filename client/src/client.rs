@@ -36,6 +36,22 @@ pub const DEFAULT_NAMENODE: &str = "127.0.0.1:8020";
 /// The environment variable holding a comma-separated namenode list.
 pub const NAMENODE_ENV: &str = "ARBOR_NAMENODE";
 
+/// Attributes to change in one call ([`Client::change_attrs`]); `None` keeps one as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttrChange {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mtime_ns: Option<i64>,
+    pub atime_ns: Option<i64>,
+}
+
+impl AttrChange {
+    pub fn is_empty(&self) -> bool {
+        *self == AttrChange::default()
+    }
+}
+
 /// Deadlines and failover pacing.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -466,6 +482,18 @@ impl Client {
             })
             .await?;
         status_of(reply)
+    }
+
+    /// Changes any of mode, owner, group and times in one transaction; the new status.
+    pub async fn change_attrs(&self, path: &str, change: &AttrChange) -> Result<FileStatus> {
+        self.set_attr(path, |r| {
+            r.mode = change.mode;
+            r.uid = change.uid;
+            r.gid = change.gid;
+            r.mtime_ns = change.mtime_ns;
+            r.atime_ns = change.atime_ns;
+        })
+        .await
     }
 
     pub async fn chmod(&self, path: &str, mode: u32) -> Result<FileStatus> {

@@ -23,7 +23,7 @@ pub use arbor_proto::namenode::{
     set_xattr_request::Flag as XattrFlag,
 };
 pub use arbor_proto::records::InodeKind;
-pub use client::{Client, DEFAULT_NAMENODE, NAMENODE_ENV, Options, namenode_list};
+pub use client::{AttrChange, Client, DEFAULT_NAMENODE, NAMENODE_ENV, Options, namenode_list};
 pub use data::{FileReader, FileWriter, WriteOptions};
 pub use error::{Error, Result};
 pub use identity::Identity;

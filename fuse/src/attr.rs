@@ -37,6 +37,11 @@ pub fn ns_of(t: SystemTime) -> i64 {
 
 /// The kernel's view of `status`; `size` overrides the recorded size (a file being written
 /// through this mount is as long as its writer says).
+/// The attributes of a negative entry: inode 0 tells the kernel the name does not exist.
+pub fn absent() -> FileAttr {
+    attr_of(&FileStatus::default(), None)
+}
+
 pub fn attr_of(status: &FileStatus, size: Option<u64>) -> FileAttr {
     let kind = kind_of(status);
     let size = match kind {

@@ -16,9 +16,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arbor_client::data::{FileReader, FileWriter, WriteOptions};
-use arbor_client::{Client, Error, FileStatus};
+use arbor_client::{AttrChange, Client, Error, FileStatus};
 use bytes::Bytes;
 use fuser::Errno;
 
@@ -37,6 +38,11 @@ pub struct WriterSlot {
     len: AtomicU64,
     /// Bumped by every hsync, so readers know to re-open.
     synced: AtomicU64,
+    /// Attributes set through this mount and waiting for the writer's next commit; getattr
+    /// shows them meanwhile.
+    access: Mutex<AttrChange>,
+    /// When the writer's status last came from the namenode (its open or a commit).
+    status_at: Mutex<Option<Instant>>,
     state: tokio::sync::Mutex<WriterState>,
 }
 
@@ -78,6 +84,7 @@ impl WriterSlot {
                 ));
             }
             self.len.store(w.len(), Ordering::Release);
+            self.fetched_status();
             state.writer = Some(w);
         }
         match state.writer.as_mut() {
@@ -94,6 +101,8 @@ impl WriterSlot {
             return Ok(None);
         }
         let status = w.hsync().await?;
+        self.committed_access();
+        self.fetched_status();
         state.dirty = false;
         self.synced.fetch_add(1, Ordering::AcqRel);
         Ok(Some(status))
@@ -111,9 +120,21 @@ impl WriterSlot {
         };
         state.dirty = false;
         self.len.store(NO_LEN, Ordering::Release);
-        let status = w.close().await?;
+        let status = w.close().await;
+        // Committed or not, the writer that held the change is gone.
+        self.committed_access();
+        *self.status_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let status = status?;
         self.synced.fetch_add(1, Ordering::AcqRel);
         Ok(Some(status))
+    }
+
+    fn fetched_status(&self) {
+        *self.status_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    fn committed_access(&self) {
+        *self.access.lock().unwrap_or_else(|p| p.into_inner()) = AttrChange::default();
     }
 }
 
@@ -164,6 +185,82 @@ impl OpenFiles {
         self.slot(ino)
             .map(|s| s.len.load(Ordering::Acquire))
             .filter(|l| *l != NO_LEN)
+    }
+
+    /// The status of `ino` as this mount's open writer knows it, if the namenode gave it less
+    /// than `max_age` ago (the writer's open or last commit): this mount holds the file's
+    /// lease, so only its own writes change the data, and the status is no older than an
+    /// attribute the kernel caches for as long. Spares the namenode the getattr the kernel
+    /// sends before a chown.
+    pub fn writer_status(&self, ino: u64, max_age: std::time::Duration) -> Option<FileStatus> {
+        let slot = self.slot(ino)?;
+        let at = (*slot.status_at.lock().unwrap_or_else(|p| p.into_inner()))?;
+        if at.elapsed() >= max_age {
+            return None;
+        }
+        let state = slot.state.try_lock().ok()?;
+        state.writer.as_ref().map(|w| w.pending_status())
+    }
+
+    /// `status` with the attributes this mount set and has not yet committed.
+    pub fn with_pending_access(&self, status: &mut FileStatus) {
+        let Some(slot) = self.slot(status.ino) else {
+            return;
+        };
+        let a = slot.access.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = a.mode {
+            status.mode = (status.mode & !0o7777) | (m & 0o7777);
+        }
+        if let Some(u) = a.uid {
+            status.uid = u;
+        }
+        if let Some(g) = a.gid {
+            status.gid = g;
+        }
+        if let Some(t) = a.mtime_ns {
+            status.mtime_ns = t;
+        }
+        if let Some(t) = a.atime_ns {
+            status.atime_ns = t;
+        }
+    }
+
+    /// fchmod, fchown or futimens of a file this mount has open for writing, by the identity
+    /// that opened it: the change waits for the writer's next commit (the close, usually), so
+    /// creating, writing, chmod-ing and closing a file stays two durable rounds, and times
+    /// set before close are not overwritten by the close. Only a change the namenode will
+    /// surely allow then is held back (any by the superuser, mode and times by the owner), so
+    /// an error still comes from the call that caused it. Returns the status as it now
+    /// reads, or `None` when the change must go to the namenode now.
+    pub async fn defer_attrs(
+        &self,
+        ino: u64,
+        caller_uid: u32,
+        change: &AttrChange,
+    ) -> Option<FileStatus> {
+        let slot = self.slot(ino)?;
+        if slot.client.identity().uid != caller_uid {
+            return None;
+        }
+        let mut state = slot.state.lock().await;
+        let w = state.writer.as_mut()?;
+        let owner = w.pending_status().uid == caller_uid;
+        let allowed = caller_uid == 0 || (owner && change.uid.is_none() && change.gid.is_none());
+        if !allowed {
+            return None;
+        }
+        w.change_attrs_at_commit(change);
+        let status = w.pending_status();
+        {
+            let mut a = slot.access.lock().unwrap_or_else(|p| p.into_inner());
+            a.mode = change.mode.or(a.mode);
+            a.uid = change.uid.or(a.uid);
+            a.gid = change.gid.or(a.gid);
+            a.mtime_ns = change.mtime_ns.or(a.mtime_ns);
+            a.atime_ns = change.atime_ns.or(a.atime_ns);
+        }
+        state.dirty = true;
+        Some(status)
     }
 
     /// Opens `ino` for the caller `client`. A reading open fetches the block list now (and
@@ -220,6 +317,8 @@ impl OpenFiles {
                     handles: AtomicUsize::new(0),
                     len: AtomicU64::new(len),
                     synced: AtomicU64::new(0),
+                    access: Mutex::default(),
+                    status_at: Mutex::new(seed.is_some().then(Instant::now)),
                     state: tokio::sync::Mutex::new(WriterState {
                         writer: seed.take(),
                         dirty: false,
@@ -289,6 +388,11 @@ impl OpenFiles {
             w.write_at(offset, data).await
         };
         slot.len.store(w.len(), Ordering::Release);
+        // The write moves the mtime again (the writer forgot a time set before it).
+        slot.access
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .mtime_ns = None;
         res.map_err(|e| errno_of(&e))?;
         state.dirty = true;
         Ok(data.len() as u32)
@@ -307,6 +411,10 @@ impl OpenFiles {
                 w.set_len(size).await?;
             }
             slot.len.store(w.len(), Ordering::Release);
+            slot.access
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .mtime_ns = None;
             Ok::<(), Error>(())
         }
         .await;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arbor_client::data::WriteOptions;
-use arbor_client::{Client, ErrorCode, FileStatus, XattrFlag};
+use arbor_client::{AttrChange, Client, ErrorCode, FileStatus, XattrFlag};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
@@ -22,10 +22,12 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::attr::{allowed, attr_of, kind_of, ns_of};
+use crate::attr::{self, allowed, attr_of, kind_of, ns_of};
 use crate::callers::Callers;
+use crate::dirattrs::DirAttrs;
 use crate::errno::errno_of;
 use crate::files::OpenFiles;
+use crate::fresh::FreshDirs;
 use crate::inodes::{Inodes, ROOT};
 use crate::options::MountOptions;
 
@@ -44,6 +46,8 @@ pub struct Shared {
     pub callers: Callers,
     pub inodes: Inodes,
     pub files: OpenFiles,
+    pub fresh: FreshDirs,
+    pub dir_attrs: DirAttrs,
     dirs: std::sync::Mutex<std::collections::HashMap<u64, Listing>>,
     next_dir: AtomicU64,
     /// The namenode does not answer StatIno.
@@ -91,6 +95,14 @@ impl ArborFs {
                 callers: Callers::new(base),
                 inodes: Inodes::new(),
                 files: OpenFiles::new(),
+                dir_attrs: DirAttrs::new(opts.attr_timeout),
+                fresh: FreshDirs::new(if opts.default_permissions {
+                    opts.entry_timeout
+                } else {
+                    // Without the kernel's permission checks a lookup must reach the
+                    // namenode, which may answer EACCES rather than ENOENT.
+                    std::time::Duration::ZERO
+                }),
                 dirs: Default::default(),
                 next_dir: AtomicU64::new(1),
                 no_stat_ino: AtomicBool::new(false),
@@ -136,7 +148,9 @@ impl Shared {
     }
 
     fn attr(&self, status: &FileStatus) -> FileAttr {
-        attr_of(status, self.files.live_len(status.ino))
+        let mut status = status.clone();
+        self.files.with_pending_access(&mut status);
+        attr_of(&status, self.files.live_len(status.ino))
     }
 
     /// The attributes of `ino`: by inode number, so a rename elsewhere does not matter. A
@@ -145,7 +159,10 @@ impl Shared {
         let client = self.client(c);
         if !self.no_stat_ino.load(Ordering::Relaxed) {
             match client.stat_ino(ino).await {
-                Ok(status) => return Ok(status),
+                Ok(status) => {
+                    self.dir_attrs.fetched(&status);
+                    return Ok(status);
+                }
                 Err(e) if e.code == ErrorCode::Internal => {
                     tracing::info!("StatIno failed ({}); using path lookups", e.message);
                     self.no_stat_ino.store(true, Ordering::Relaxed);
@@ -165,6 +182,7 @@ impl Shared {
         let name = name_of(name)?;
         let path = self.inodes.child_path(parent, &name)?;
         let status = self.client(c).stat(&path).await.map_err(|e| errno_of(&e))?;
+        self.dir_attrs.fetched(&status);
         self.inodes.remember(parent, &name, status.ino);
         Ok(self.attr(&status))
     }
@@ -192,25 +210,39 @@ impl Shared {
                 }
             }
         }
-        if let Some(mode) = mode {
-            client.chmod(&path, mode & 0o7777).await.map_err(err)?;
+        let ns = |t: Option<TimeOrNow>| {
+            t.map(|t| match t {
+                TimeOrNow::SpecificTime(t) => ns_of(t),
+                TimeOrNow::Now => ns_of(SystemTime::now()),
+            })
+        };
+        let change = AttrChange {
+            mode: mode.map(|m| m & 0o7777),
+            uid,
+            gid,
+            mtime_ns: ns(mtime),
+            atime_ns: ns(atime),
+        };
+        if size.is_none()
+            && !change.is_empty()
+            && let Some(status) = self.files.defer_attrs(ino, c.uid, &change).await
+        {
+            return Ok(self.attr(&status));
         }
-        if uid.is_some() || gid.is_some() {
-            client.chown(&path, uid, gid).await.map_err(err)?;
-        }
-        if atime.is_some() || mtime.is_some() {
-            let ns = |t: Option<TimeOrNow>| {
-                t.map(|t| match t {
-                    TimeOrNow::SpecificTime(t) => ns_of(t),
-                    TimeOrNow::Now => ns_of(SystemTime::now()),
-                })
-            };
-            client
-                .set_times(&path, ns(mtime), ns(atime))
-                .await
-                .map_err(err)?;
-        }
-        let status = self.stat(c, ino).await?;
+        // One transaction for everything but the size, answered with the new attributes.
+        let status = if change.is_empty() {
+            self.stat(c, ino).await?
+        } else {
+            let status = client.change_attrs(&path, &change).await.map_err(err)?;
+            if status.ino == ino {
+                status
+            } else {
+                // The path was renamed over elsewhere meanwhile: what the kernel asked about.
+                self.dir_attrs.changed(status.ino);
+                self.stat(c, ino).await?
+            }
+        };
+        self.dir_attrs.fetched(&status);
         Ok(self.attr(&status))
     }
 
@@ -229,6 +261,12 @@ impl Shared {
     }
 
     async fn made(&self, parent: u64, name: &str, status: FileStatus) -> FileAttr {
+        self.fresh.added(parent, name);
+        self.dir_attrs.added(parent, &status);
+        self.dir_attrs.fetched(&status);
+        if kind_of(&status) == fuser::FileType::Directory {
+            self.fresh.made_dir(status.ino);
+        }
         self.inodes.remember(parent, name, status.ino);
         self.attr(&status)
     }
@@ -256,6 +294,8 @@ impl Shared {
             client.rename(&src, &dst).await
         };
         res.map_err(|e| errno_of(&e))?;
+        self.fresh.added(newparent, &newname);
+        self.dir_attrs.clear();
         self.inodes.renamed(parent, &name, newparent, &newname);
         Ok(())
     }
@@ -415,9 +455,25 @@ impl Filesystem for ArborFs {
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let c = Caller::of(req);
         let name = name.to_owned();
+        if let Some(left) = name
+            .to_str()
+            .and_then(|n| self.shared.fresh.absent(parent.0, n))
+        {
+            reply.entry_with_ttls(&left, &left, &attr::absent(), Generation(0));
+            return;
+        }
         self.spawn(move |s| async move {
-            let res = s.lookup(c, parent.0, &name).await;
-            s.answer_entry(reply, res);
+            match s.lookup(c, parent.0, &name).await {
+                // A negative entry: the kernel remembers the name's absence for the entry
+                // timeout, as it remembers names that exist.
+                Err(Errno::ENOENT) => reply.entry_with_ttls(
+                    &s.opts.attr_timeout,
+                    &s.opts.entry_timeout,
+                    &attr::absent(),
+                    Generation(0),
+                ),
+                res => s.answer_entry(reply, res),
+            }
         });
     }
 
@@ -427,6 +483,18 @@ impl Filesystem for ArborFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let c = Caller::of(req);
+        if let Some(status) = self
+            .shared
+            .files
+            .writer_status(ino.0, self.shared.opts.attr_timeout)
+        {
+            reply.attr(&self.shared.opts.attr_timeout, &self.shared.attr(&status));
+            return;
+        }
+        if let Some((status, left)) = self.shared.dir_attrs.get(ino.0) {
+            reply.attr(&left, &self.shared.attr(&status));
+            return;
+        }
         self.spawn(move |s| async move {
             match s.stat(c, ino.0).await {
                 Ok(status) => reply.attr(&s.opts.attr_timeout, &s.attr(&status)),
@@ -896,6 +964,7 @@ impl Filesystem for ArborFs {
                     XattrFlag::Any
                 };
                 let path = s.inodes.path(ino.0)?;
+                s.dir_attrs.changed(ino.0);
                 s.client(c)
                     .set_xattr_flag(&path, name, &value, flag)
                     .await
@@ -955,6 +1024,7 @@ impl Filesystem for ArborFs {
                     return Err(Errno::NO_XATTR);
                 }
                 let path = s.inodes.path(ino.0)?;
+                s.dir_attrs.changed(ino.0);
                 s.client(c)
                     .remove_xattr(&path, name)
                     .await
@@ -1021,6 +1091,11 @@ impl ArborFs {
                     client.unlink(&path).await
                 };
                 res.map_err(|e| errno_of(&e))?;
+                if dir {
+                    s.dir_attrs.clear();
+                } else {
+                    s.dir_attrs.changed(parent.0);
+                }
                 s.inodes.unlinked(parent.0, &name);
                 Ok::<(), Errno>(())
             }

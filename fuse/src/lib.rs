@@ -4,6 +4,8 @@
 //!   caller's identity.
 //! - [`inodes`]: inode number → (parent, name), for the path-based namespace calls.
 //! - [`files`]: open files: readers, and one shared writer per inode.
+//! - [`dirattrs`]: directory statuses kept across the kernel's invalidations after our adds.
+//! - [`fresh`]: directories this mount just made, whose other names are known absent.
 //! - [`attr`]: file status → kernel attributes; the local mode-bit check.
 //! - [`callers`]: the request's uid/gid → an identity (with supplementary groups) → a client.
 //! - [`errno`]: Arbor error codes → errno, in one place.
@@ -12,9 +14,11 @@
 
 pub mod attr;
 pub mod callers;
+pub mod dirattrs;
 pub mod errno;
 pub mod error;
 pub mod files;
+pub mod fresh;
 pub mod fs;
 pub mod inodes;
 pub mod mount;

@@ -62,6 +62,15 @@ impl Versioned {
 /// Rows of one scan call, in key order, and whether more follow.
 pub type ScanPage = (Vec<(Vec<u8>, Versioned)>, bool);
 
+/// A range to scan, as [`Txn::scan`] takes it.
+#[derive(Clone, Debug)]
+pub struct ScanRange {
+    pub route: Route,
+    pub start: Vec<u8>,
+    pub end: Vec<u8>,
+    pub limit: u32,
+}
+
 /// A commutative update of one field of a counter row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CounterOp {
@@ -107,6 +116,25 @@ pub trait Txn: Send {
         end: Vec<u8>,
         limit: u32,
     ) -> impl Future<Output = Result<ScanPage, TxnError>> + Send;
+
+    /// Point reads and the first page of each of `scans`, in one round: what `get` and
+    /// `scan` return, but a store that can sends them all at once instead of one after
+    /// another (the sharded store does).
+    fn read_round(
+        &mut self,
+        keys: &[Key],
+        validate: bool,
+        scans: Vec<ScanRange>,
+    ) -> impl Future<Output = Result<(Vec<Versioned>, Vec<ScanPage>), TxnError>> + Send {
+        async move {
+            let rows = self.get(keys, validate).await?;
+            let mut pages = Vec::with_capacity(scans.len());
+            for s in scans {
+                pages.push(self.scan(s.route, s.start, s.end, s.limit).await?);
+            }
+            Ok((rows, pages))
+        }
+    }
 
     /// Joins `key` to the read set at `version` without reading it: the commit fails if the
     /// row's version is not `version` then (0: the row must not exist). For rows already read

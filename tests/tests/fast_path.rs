@@ -201,3 +201,140 @@ async fn a_file_made_through_the_mount_costs_one_create_and_one_data_commit() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attributes_set_on_an_open_file_ride_on_its_close_commit() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::time::{Duration as D, SystemTime, UNIX_EPOCH};
+
+    within(secs(300), async {
+        let cluster = TestCluster::start(Config {
+            shards: 2,
+            namenodes: 1,
+            ..Config::default()
+        })
+        .await;
+        let mount = Mount::start(&cluster, "");
+        let dir = mount.path().join("x");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let when = UNIX_EPOCH + D::from_secs(1_600_000_000);
+        let before = commits(&cluster).await;
+        // What tar does for each file as root: create, write, futimens, fchown, fchmod, close.
+        for i in 0..10 {
+            let path = dir.join(format!("f{i}"));
+            let mut f = std::fs::File::create(&path).expect("create");
+            std::io::Write::write_all(&mut f, format!("file {i}\n").as_bytes()).expect("write");
+            f.set_times(std::fs::FileTimes::new().set_modified(when))
+                .expect("futimens");
+            std::os::unix::fs::fchown(&f, Some(4321), Some(4322)).expect("fchown");
+            f.set_permissions(std::fs::Permissions::from_mode(0o640))
+                .expect("fchmod");
+            // Seen at once through the same mount, before the close.
+            let m = f.metadata().expect("fstat");
+            assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (4321, 4322, 0o640));
+            assert_eq!(m.modified().expect("mtime"), when);
+            drop(f);
+        }
+        assert_eq!(
+            delta(&before, &commits(&cluster).await),
+            counts(&[("open_write", (10, 0)), ("commit_write", (10, 0))]),
+            "the attribute changes must not cost rounds of their own"
+        );
+        // Durable and seen through the library after the close.
+        let client = cluster.client().await;
+        for i in 0..10 {
+            let st = client.stat(&format!("/x/f{i}")).await.expect("stat");
+            assert_eq!(
+                (st.uid, st.gid, st.mode & 0o7777),
+                (4321, 4322, 0o640),
+                "f{i}"
+            );
+            let mtime = UNIX_EPOCH + D::from_nanos(st.mtime_ns as u64);
+            assert_eq!(mtime, when, "f{i}: the close kept the time set before it");
+            assert_eq!(st.size, format!("file {i}\n").len() as u64);
+        }
+        // A write after futimens moves the mtime to the close's time again.
+        let path = dir.join("late");
+        let mut f = std::fs::File::create(&path).expect("create");
+        f.set_times(std::fs::FileTimes::new().set_modified(when))
+            .expect("futimens");
+        std::io::Write::write_all(&mut f, b"later\n").expect("write");
+        drop(f);
+        let st = client.stat("/x/late").await.expect("stat");
+        let mtime = UNIX_EPOCH + D::from_nanos(st.mtime_ns as u64);
+        assert!(
+            mtime > SystemTime::now() - D::from_secs(600),
+            "mtime {mtime:?} is the futimens time, not the write's"
+        );
+        drop(mount);
+        assert!(cluster.fsck().await.healthy);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_made_or_moved_in_one_mount_show_in_another_within_the_entry_timeout() {
+    within(secs(300), async {
+        let cluster = TestCluster::start(Config {
+            shards: 2,
+            namenodes: 2,
+            ..Config::default()
+        })
+        .await;
+        let a = Mount::start(&cluster, "");
+        let b = Mount::start(&cluster, "");
+        std::fs::create_dir(a.at("d1")).expect("mkdir");
+        // B looks the names up first: d1 exists, "new" does not (the kernel now remembers
+        // both, the absence too).
+        assert!(b.at("d1").is_dir());
+        assert!(!b.at("new").exists());
+        assert!(!b.at("d2").exists());
+        std::fs::write(a.at("new"), b"made in A\n").expect("create in A");
+        std::fs::rename(a.at("d1"), a.at("d2")).expect("rename in A");
+        // The mount's entry timeout is 1 s: past it B sees both changes.
+        let start = std::time::Instant::now();
+        loop {
+            let seen = b.at("new").exists() && b.at("d2").is_dir() && !b.at("d1").exists();
+            if seen {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "B still shows the old names {:?} after the entry timeout",
+                start.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Close-to-open: the bytes are there as soon as the name is.
+        assert_eq!(
+            std::fs::read_to_string(b.at("new")).expect("read in B"),
+            "made in A\n"
+        );
+
+        // A directory B just made: B answers lookups of new names in it itself for a
+        // moment, but never hides a name B made there, even once the kernel forgot it.
+        std::fs::create_dir(b.at("fresh")).expect("mkdir in B");
+        for i in 0..50 {
+            std::fs::write(b.at(&format!("fresh/own{i}")), b"own\n").expect("create in B");
+        }
+        std::fs::create_dir(b.at("fresh/sub")).expect("mkdir in B");
+        std::fs::rename(b.at("fresh/own0"), b.at("fresh/moved")).expect("rename in B");
+        std::fs::write("/proc/sys/vm/drop_caches", b"2").expect("drop the dentry cache");
+        for i in 1..50 {
+            assert!(b.at(&format!("fresh/own{i}")).exists(), "own{i} hidden");
+        }
+        assert!(b.at("fresh/sub").is_dir() && b.at("fresh/moved").exists());
+        assert!(!b.at("fresh/own0").exists());
+        // A name made there through A shows in B within the entry timeout.
+        std::fs::write(a.at("fresh/from_a"), b"from A\n").expect("create in A");
+        let start = std::time::Instant::now();
+        while !b.at("fresh/from_a").exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(3),
+                "B hides A's file past the entry timeout"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await;
+}

@@ -20,7 +20,7 @@ use arbor_proto::namenode::{
     BlockInfo, CommitWriteRequest, EcPolicy, ErrorCode, FileStatus, OpenWriteReply, ShardLocation,
 };
 
-use crate::client::Client;
+use crate::client::{AttrChange, Client};
 use crate::data::lease::LeaseKeeper;
 use crate::data::range::{self, Extent};
 use crate::data::shard_error;
@@ -82,6 +82,8 @@ pub struct FileWriter {
     committed_end: u64,
     next_index: u64,
     cur: Option<Dirty>,
+    /// Attributes to set with the next commit.
+    access: AttrChange,
 }
 
 impl FileWriter {
@@ -118,6 +120,7 @@ impl FileWriter {
             committed_end: if is_inline { 0 } else { status.size },
             next_index: reply.next_block_index,
             cur: None,
+            access: AttrChange::default(),
             status,
         })
     }
@@ -139,6 +142,41 @@ impl FileWriter {
         self.len() == 0
     }
 
+    /// Sets mode, owner, group or times (`None` keeps one) with the next commit (hsync or
+    /// close), in the same transaction as the data; the namenode applies SetAttr's
+    /// permission rules to the writer's identity then. A write after it sets the mtime to
+    /// the commit's time again, as a write after futimens does.
+    pub fn change_attrs_at_commit(&mut self, change: &AttrChange) {
+        let a = &mut self.access;
+        a.mode = change.mode.or(a.mode);
+        a.uid = change.uid.or(a.uid);
+        a.gid = change.gid.or(a.gid);
+        a.mtime_ns = change.mtime_ns.or(a.mtime_ns);
+        a.atime_ns = change.atime_ns.or(a.atime_ns);
+    }
+
+    /// The status as the next commit will leave it: mode, owner and group waiting for it
+    /// applied.
+    pub fn pending_status(&self) -> FileStatus {
+        let mut s = self.status.clone();
+        if let Some(m) = self.access.mode {
+            s.mode = (s.mode & !0o7777) | (m & 0o7777);
+        }
+        if let Some(u) = self.access.uid {
+            s.uid = u;
+        }
+        if let Some(g) = self.access.gid {
+            s.gid = g;
+        }
+        if let Some(t) = self.access.mtime_ns {
+            s.mtime_ns = t;
+        }
+        if let Some(t) = self.access.atime_ns {
+            s.atime_ns = t;
+        }
+        s
+    }
+
     /// The status the namenode gave at the last commit (or at open).
     pub fn status(&self) -> &FileStatus {
         &self.status
@@ -153,6 +191,7 @@ impl FileWriter {
     /// Writes at any offset: past `len()` the gap reads as zeros; below it the bytes are
     /// replaced (in memory, or by rewriting the committed blocks touched).
     pub async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.access.mtime_ns = None;
         self.check_lease()?;
         if data.is_empty() {
             return Ok(());
@@ -180,6 +219,7 @@ impl FileWriter {
     /// Truncates or extends the file while open.
     pub async fn set_len(&mut self, size: u64) -> Result<()> {
         self.check_lease()?;
+        self.access.mtime_ns = None;
         let len = self.len();
         if size > len {
             let zeros = vec![0u8; ZERO_PIECE];
@@ -255,8 +295,9 @@ impl FileWriter {
     }
 
     async fn flush(&mut self, close: bool) -> Result<FileStatus> {
+        let access_pending = !self.access.is_empty();
         if let Some(buf) = &self.inline {
-            if !self.inline_dirty && !close {
+            if !self.inline_dirty && !close && !access_pending {
                 return Ok(self.status.clone());
             }
             let req = CommitWriteRequest {
@@ -265,15 +306,21 @@ impl FileWriter {
                 inline_data: Some(buf.clone()),
                 size: buf.len() as u64,
                 close,
+                mode: self.access.mode,
+                uid: self.access.uid,
+                gid: self.access.gid,
+                mtime_ns: self.access.mtime_ns,
+                atime_ns: self.access.atime_ns,
                 ..Default::default()
             };
             self.status = self.client.commit_write(req).await?;
             self.inline_dirty = false;
+            self.access = AttrChange::default();
             return Ok(self.status.clone());
         }
         let blocks = match self.finish_cur().await? {
             Some(info) => vec![info],
-            None if !close => return Ok(self.status.clone()),
+            None if !close && !access_pending => return Ok(self.status.clone()),
             None => Vec::new(),
         };
         self.commit(blocks, close).await
@@ -518,9 +565,15 @@ impl FileWriter {
             inline_data: None,
             size: self.committed_end,
             close,
+            mode: self.access.mode,
+            uid: self.access.uid,
+            gid: self.access.gid,
+            mtime_ns: self.access.mtime_ns,
+            atime_ns: self.access.atime_ns,
             ..Default::default()
         };
         self.status = self.client.commit_write(req).await?;
+        self.access = AttrChange::default();
         Ok(self.status.clone())
     }
 

@@ -13,7 +13,7 @@ use prost::Message;
 use crate::error::NnError;
 use crate::keys::{self, Ino};
 use crate::ops::scan_prefix;
-use crate::txn::Txn;
+use crate::txn::{Txn, Versioned};
 
 /// A file's data as read in one transaction.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -27,11 +27,20 @@ impl FileData {
     /// inode or lease row that every change of them also writes).
     pub async fn load<T: Txn>(txn: &mut T, ino: Ino) -> Result<FileData, NnError> {
         let inline = txn.get(&[keys::inline(ino)], false).await?;
+        let rows = scan_prefix(txn, keys::route_of(ino), keys::block_prefix(ino)).await?;
+        Self::from_rows(&inline[0], rows)
+    }
+
+    /// The file's data from its inline row and its block rows.
+    pub fn from_rows(
+        inline: &Versioned,
+        block_rows: Vec<(Vec<u8>, Versioned)>,
+    ) -> Result<FileData, NnError> {
         let mut data = FileData {
-            inline: inline[0].exists().then(|| inline[0].value.clone()),
+            inline: inline.exists().then(|| inline.value.clone()),
             blocks: BTreeMap::new(),
         };
-        for (key, row) in scan_prefix(txn, keys::route_of(ino), keys::block_prefix(ino)).await? {
+        for (key, row) in block_rows {
             let Some((_, index)) = keys::block_key_parts(&key) else {
                 continue;
             };
@@ -201,11 +210,14 @@ fn free_shards<T: Txn>(
 
 /// The file's pending allocations (unvalidated).
 pub async fn pending<T: Txn>(txn: &mut T, ino: Ino) -> Result<Vec<PendingBlock>, NnError> {
-    let mut out = Vec::new();
-    for (_, row) in scan_prefix(txn, keys::route_of(ino), keys::pending_prefix(ino)).await? {
-        out.push(PendingBlock::decode(row.value.as_slice())?);
-    }
-    Ok(out)
+    pending_from_rows(scan_prefix(txn, keys::route_of(ino), keys::pending_prefix(ino)).await?)
+}
+
+/// The pending allocations in a file's pending rows.
+pub fn pending_from_rows(rows: Vec<(Vec<u8>, Versioned)>) -> Result<Vec<PendingBlock>, NnError> {
+    rows.into_iter()
+        .map(|(_, row)| Ok(PendingBlock::decode(row.value.as_slice())?))
+        .collect()
 }
 
 /// Frees the pending allocations of `ino` (only those of `lease_id` when given): their

@@ -17,7 +17,8 @@ use crate::data::blocks::{self, FileData};
 use crate::data::{lease, policy};
 use crate::error::NnError;
 use crate::keys;
-use crate::ops::{Exo, Namespace, Outcome, Runner};
+use crate::ops::setattr::{change_access, change_times};
+use crate::ops::{Exo, Namespace, Outcome, Runner, prefix_end, prefix_range, scan_rest};
 use crate::perm::Caller;
 use crate::txn::{Store, Txn};
 
@@ -30,7 +31,7 @@ pub async fn commit_write<S: Store>(
     loop {
         let mut txn = ns.begin("commit_write");
         let mut exo = runner.exo();
-        let result = attempt(ns, &mut txn, &mut exo, req).await;
+        let result = attempt(ns, &mut txn, caller, &mut exo, req).await;
         if let Some(reply) = runner.finish(txn, exo, result).await? {
             return Ok(reply);
         }
@@ -40,20 +41,32 @@ pub async fn commit_write<S: Store>(
 async fn attempt<S: Store>(
     ns: &Namespace<S>,
     txn: &mut S::Txn,
+    caller: &Caller,
     exo: &mut Exo,
     req: &CommitWriteRequest,
 ) -> Result<Outcome<FileStatus>, NnError> {
     let cfg = &ns.config.data;
     let ino = req.ino;
     let what = format!("inode {ino}");
-    let mut want = vec![keys::inode(ino), keys::write_lease(ino)];
-    want.extend(exo.home(keys::route_of(ino)));
-    let rows = txn.get(&want, true).await?;
-    if let Some(r) = rows.get(2)
+    // Everything the commit rests on, in one round on the file's shard: the inode, the lease,
+    // the inline row and the retry record validated; the block rows and pending allocations
+    // scanned beside them (every change to those also writes the inode or the lease).
+    let route = keys::route_of(ino);
+    let mut want = vec![keys::inode(ino), keys::write_lease(ino), keys::inline(ino)];
+    want.extend(exo.home(route));
+    let scans = vec![
+        prefix_range(route, keys::block_prefix(ino)),
+        prefix_range(route, keys::pending_prefix(ino)),
+    ];
+    let (rows, mut pages) = txn.read_round(&want, true, scans).await?;
+    if let Some(r) = rows.get(3)
         && let Some(answer) = Exo::replay(r)?
     {
         return Ok(Outcome::Replayed(answer));
     }
+    let (Some(pending_page), Some(block_page)) = (pages.pop(), pages.pop()) else {
+        return Err(NnError::Internal("a read round lost its scans".into()));
+    };
     let Some(mut inode) = attrs::decode_inode(&rows[0])? else {
         return Err(NnError::NotFound(what));
     };
@@ -62,9 +75,17 @@ async fn attempt<S: Store>(
     }
     let held = lease::require(&rows[1], ino, &req.lease)?;
     let now = attrs::now_ns();
-    let before = FileData::load(txn, ino).await?;
-    let mut pending: HashMap<u64, PendingBlock> = blocks::pending(txn, ino)
-        .await?
+    let block_rows =
+        scan_rest(txn, route, prefix_end(&keys::block_prefix(ino)), block_page).await?;
+    let before = FileData::from_rows(&rows[2], block_rows)?;
+    let pending_rows = scan_rest(
+        txn,
+        route,
+        prefix_end(&keys::pending_prefix(ino)),
+        pending_page,
+    )
+    .await?;
+    let mut pending: HashMap<u64, PendingBlock> = blocks::pending_from_rows(pending_rows)?
         .into_iter()
         .map(|p| (p.block_id, p))
         .collect();
@@ -121,8 +142,10 @@ async fn attempt<S: Store>(
     } else {
         lease::extend(txn, ino, held, cfg, now);
     }
+    change_access(caller, &mut inode, req.mode, req.uid, req.gid, &what)?;
     inode.size = after.len();
-    inode.mtime_ns = req.mtime_ns.unwrap_or(now);
+    inode.mtime_ns = now;
+    change_times(caller, &mut inode, req.mtime_ns, req.atime_ns, &what)?;
     inode.ctime_ns = inode.ctime_ns.max(now);
     txn.put(keys::inode(ino), inode.encode_to_vec());
     Ok(Outcome::Done(attrs::file_status(ino, "", &inode, None)))

@@ -38,7 +38,7 @@ use crate::keys::{self, Ino};
 use crate::path::{self, NsPath};
 use crate::perm::{self, Caller};
 use crate::resolve::{Node, Resolver, Walk};
-use crate::txn::{Key, Route, Store, Txn, TxnError, Versioned};
+use crate::txn::{Key, Route, ScanPage, ScanRange, Store, Txn, TxnError, Versioned};
 
 /// Tunables of the namespace layer.
 #[derive(Clone, Debug)]
@@ -278,20 +278,42 @@ pub async fn scan_prefix<T: Txn>(
     prefix: Vec<u8>,
 ) -> Result<Vec<(Vec<u8>, Versioned)>, NnError> {
     let end = prefix_end(&prefix);
-    let mut start = prefix;
-    let mut out = Vec::new();
-    loop {
-        let (rows, more) = txn.scan(route, start.clone(), end.clone(), 1000).await?;
-        let last = rows.last().map(|(k, _)| k.clone());
-        out.extend(rows);
-        match (more, last) {
-            (true, Some(mut k)) => {
-                k.push(0);
-                start = k;
-            }
-            _ => return Ok(out),
-        }
+    let first = txn.scan(route, prefix, end.clone(), SCAN_PAGE).await?;
+    scan_rest(txn, route, end, first).await
+}
+
+/// Rows of a prefix scan in one page (a [`ScanRange`] to send in a read round).
+const SCAN_PAGE: u32 = 1000;
+
+/// The scan of every row starting with `prefix`, for a [`Txn::read_round`]; finish it with
+/// [`scan_rest`].
+pub fn prefix_range(route: Route, prefix: Vec<u8>) -> ScanRange {
+    ScanRange {
+        route,
+        end: prefix_end(&prefix),
+        start: prefix,
+        limit: SCAN_PAGE,
     }
+}
+
+/// Every row of a scan up to `end`, given its first page: the pages after it are read now.
+pub async fn scan_rest<T: Txn>(
+    txn: &mut T,
+    route: Route,
+    end: Vec<u8>,
+    first: ScanPage,
+) -> Result<Vec<(Vec<u8>, Versioned)>, NnError> {
+    let (mut out, mut more) = first;
+    while more {
+        let Some(mut start) = out.last().map(|(k, _)| k.clone()) else {
+            break;
+        };
+        start.push(0);
+        let (rows, m) = txn.scan(route, start, end.clone(), SCAN_PAGE).await?;
+        out.extend(rows);
+        more = m;
+    }
+    Ok(out)
 }
 
 /// Whether directory `ino` has no entries (a one-row scan on its shard).

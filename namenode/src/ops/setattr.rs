@@ -11,7 +11,7 @@
 //! with LEASE_HELD while a writer holds the file.
 
 use arbor_proto::namenode::FileStatus;
-use arbor_proto::records::InodeKind;
+use arbor_proto::records::{InodeKind, InodeRecord};
 use prost::Message;
 
 use crate::attrs;
@@ -52,6 +52,76 @@ pub async fn setattr<S: Store>(
             return Ok(status);
         }
     }
+}
+
+/// Applies a change of mode, owner or group to `inode`, if `caller` may make it: the mode
+/// only the owner or the superuser, the owner only the superuser, the group the owner to a
+/// group it is in (or the superuser).
+pub fn change_access(
+    caller: &Caller,
+    inode: &mut InodeRecord,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    text: &str,
+) -> Result<(), NnError> {
+    let owner_or_root = caller.is_superuser() || caller.owns(inode);
+    if let Some(mode) = mode {
+        if !owner_or_root {
+            return Err(NnError::not_permitted(
+                text,
+                "only the owner may change the mode",
+            ));
+        }
+        inode.mode = mode & 0o7777;
+    }
+    if let Some(uid) = uid
+        && uid != inode.uid
+    {
+        if !caller.is_superuser() {
+            return Err(NnError::not_permitted(
+                text,
+                "only the superuser may change the owner",
+            ));
+        }
+        inode.uid = uid;
+    }
+    if let Some(gid) = gid
+        && gid != inode.gid
+    {
+        if !(caller.is_superuser() || caller.owns(inode) && caller.in_group(gid)) {
+            return Err(NnError::not_permitted(
+                text,
+                format!("user {} may not give the group to {gid}", caller.user),
+            ));
+        }
+        inode.gid = gid;
+    }
+    Ok(())
+}
+
+/// Sets the modification and access times, if `caller` may: the owner, the superuser, or
+/// anyone with write permission.
+pub fn change_times(
+    caller: &Caller,
+    inode: &mut InodeRecord,
+    mtime_ns: Option<i64>,
+    atime_ns: Option<i64>,
+    text: &str,
+) -> Result<(), NnError> {
+    if mtime_ns.is_none() && atime_ns.is_none() {
+        return Ok(());
+    }
+    if !(caller.is_superuser() || caller.owns(inode)) {
+        perm::check(caller, inode, text, perm::WRITE)?;
+    }
+    if let Some(t) = mtime_ns {
+        inode.mtime_ns = t;
+    }
+    if let Some(t) = atime_ns {
+        inode.atime_ns = t;
+    }
+    Ok(())
 }
 
 /// Truncates or extends the file's data (inline bytes or blocks) to `size`, refusing while
@@ -100,61 +170,43 @@ async fn attempt<S: Store>(
     let walk = ns.resolver.walk(txn, caller, path, true).await?;
     let node = walk.target()?;
     let ino = node.ino;
-    let mut want = vec![keys::inode(ino)];
-    want.extend(exo.home(keys::route_of(ino)));
-    let rows = txn.get(&want, true).await?;
-    if let Some(r) = rows.get(1)
-        && let Some(answer) = Exo::replay(r)?
+    // The walk read the inode: its version is the read check. Only the retry record may
+    // still need a read (on a first attempt it is expected absent instead).
+    let inode_key = keys::inode(ino);
+    let mut want = Vec::new();
+    let inode_row = match walk.row(&inode_key) {
+        Some(row) => {
+            txn.expect(inode_key, row.version);
+            Some(row.clone())
+        }
+        None => {
+            want.push(inode_key);
+            None
+        }
+    };
+    want.extend(exo.home_expecting_absent(txn, keys::route_of(ino)));
+    let mut rows = txn.get(&want, true).await?.into_iter();
+    let inode_row = match inode_row {
+        Some(row) => row,
+        None => rows.next().unwrap_or_default(),
+    };
+    if let Some(r) = rows.next()
+        && let Some(answer) = Exo::replay(&r)?
     {
         return Ok(Outcome::Replayed(answer));
     }
-    let Some(mut inode) = attrs::decode_inode(&rows[0])? else {
+    let Some(mut inode) = attrs::decode_inode(&inode_row)? else {
         return Err(NnError::raced("inode vanished"));
     };
-    let owner_or_root = caller.is_superuser() || caller.owns(&inode);
-
-    if let Some(mode) = change.mode {
-        if !owner_or_root {
-            return Err(NnError::not_permitted(
-                &text,
-                "only the owner may change the mode",
-            ));
-        }
-        inode.mode = mode & 0o7777;
-    }
-    if let Some(uid) = change.uid
-        && uid != inode.uid
-    {
-        if !caller.is_superuser() {
-            return Err(NnError::not_permitted(
-                &text,
-                "only the superuser may change the owner",
-            ));
-        }
-        inode.uid = uid;
-    }
-    if let Some(gid) = change.gid
-        && gid != inode.gid
-    {
-        if !(caller.is_superuser() || caller.owns(&inode) && caller.in_group(gid)) {
-            return Err(NnError::not_permitted(
-                &text,
-                format!("user {} may not give the group to {gid}", caller.user),
-            ));
-        }
-        inode.gid = gid;
-    }
-    if change.mtime_ns.is_some() || change.atime_ns.is_some() {
-        if !owner_or_root {
-            perm::check(caller, &inode, &text, perm::WRITE)?;
-        }
-        if let Some(t) = change.mtime_ns {
-            inode.mtime_ns = t;
-        }
-        if let Some(t) = change.atime_ns {
-            inode.atime_ns = t;
-        }
-    }
+    change_access(
+        caller,
+        &mut inode,
+        change.mode,
+        change.uid,
+        change.gid,
+        &text,
+    )?;
+    change_times(caller, &mut inode, change.mtime_ns, change.atime_ns, &text)?;
     if let Some(size) = change.size {
         match attrs::kind_of(&inode) {
             InodeKind::File => {}

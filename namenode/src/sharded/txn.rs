@@ -11,7 +11,7 @@ use super::Shared;
 use super::buffer::TxnBuffer;
 use super::coordinator;
 use super::metaclient::CallError;
-use crate::txn::{CounterOp, Key, Route, Txn, TxnError, Versioned};
+use crate::txn::{CounterOp, Key, Route, ScanPage, ScanRange, Txn, TxnError, Versioned};
 
 /// A transaction over the shards of one cluster.
 pub struct ShardedTxn {
@@ -96,29 +96,24 @@ impl Txn for ShardedTxn {
         start: Vec<u8>,
         end: Vec<u8>,
         limit: u32,
-    ) -> Result<(Vec<(Vec<u8>, Versioned)>, bool), TxnError> {
-        let shard = self.shared.routing.try_shard_of(route)?;
-        self.shared.counters.scan_sent();
-        let resp = self
-            .shared
-            .client(shard)?
-            .scan(start, end, limit)
-            .await
-            .map_err(CallError::into_read_error)?;
-        let rows = resp
-            .rows
-            .into_iter()
-            .map(|row| {
-                (
-                    row.key,
-                    Versioned {
-                        value: row.value,
-                        version: row.version,
-                    },
-                )
-            })
-            .collect();
-        Ok((rows, resp.more))
+    ) -> Result<ScanPage, TxnError> {
+        scan_page(&self.shared, route, start, end, limit).await
+    }
+
+    async fn read_round(
+        &mut self,
+        keys: &[Key],
+        validate: bool,
+        scans: Vec<ScanRange>,
+    ) -> Result<(Vec<Versioned>, Vec<ScanPage>), TxnError> {
+        let shared = Arc::clone(&self.shared);
+        let pages = join_all(
+            scans
+                .into_iter()
+                .map(|s| scan_page(&shared, s.route, s.start, s.end, s.limit)),
+        );
+        let (rows, pages) = futures::join!(self.get(keys, validate), pages);
+        Ok((rows?, pages.into_iter().collect::<Result<_, _>>()?))
     }
 
     fn expect(&mut self, key: Key, version: u64) {
@@ -171,4 +166,35 @@ impl Txn for ShardedTxn {
             .commit(self.label, self.buffer.participants().len());
         coordinator::commit(&self.shared, &self.buffer, self.label).await
     }
+}
+
+/// One scan call to the shard of `route`.
+async fn scan_page(
+    shared: &Shared,
+    route: Route,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    limit: u32,
+) -> Result<ScanPage, TxnError> {
+    let shard = shared.routing.try_shard_of(route)?;
+    shared.counters.scan_sent();
+    let resp = shared
+        .client(shard)?
+        .scan(start, end, limit)
+        .await
+        .map_err(CallError::into_read_error)?;
+    let rows = resp
+        .rows
+        .into_iter()
+        .map(|row| {
+            (
+                row.key,
+                Versioned {
+                    value: row.value,
+                    version: row.version,
+                },
+            )
+        })
+        .collect();
+    Ok((rows, resp.more))
 }
