@@ -202,11 +202,37 @@ impl Resolver {
         path: &NsPath,
         want_counter: bool,
     ) -> Result<Walk, NnError> {
+        self.walk_from(txn, caller, path, want_counter, HashMap::new())
+            .await
+    }
+
+    /// Walks two paths (a rename's source and destination) with one first round for both:
+    /// when the guesses are right, both are resolved in one parallel round.
+    pub async fn walk_two<T: Txn>(
+        &self,
+        txn: &mut T,
+        caller: &Caller,
+        a: &NsPath,
+        b: &NsPath,
+    ) -> Result<(Walk, Walk), NnError> {
+        let mut first = self.first_round(a, false);
+        for key in self.first_round(b, false) {
+            if !first.contains(&key) {
+                first.push(key);
+            }
+        }
+        let mut rows = HashMap::new();
+        fetch(txn, &mut rows, first).await?;
+        let wa = self.walk_from(txn, caller, a, false, rows.clone()).await?;
+        let wb = self.walk_from(txn, caller, b, false, rows).await?;
+        Ok((wa, wb))
+    }
+
+    /// The rows of a walk's first round: everything the guesses point at, and the first
+    /// unguessed dentry.
+    fn first_round(&self, path: &NsPath, want_counter: bool) -> Vec<Key> {
         let comps = path.comps();
         let n = comps.len();
-        let mut rows: HashMap<Vec<u8>, Versioned> = HashMap::new();
-
-        // The first round: everything the guesses point at, and the first unguessed dentry.
         let guesses = self.guesses(path);
         let mut first = vec![keys::inode(ROOT_INO)];
         if want_counter && n == 0 {
@@ -229,6 +255,23 @@ impl Resolver {
             parent = ino;
             parent_is_dir = kind == InodeKind::Directory;
         }
+        first
+    }
+
+    /// A walk given rows already read in this transaction (its own first round is then only
+    /// what they lack).
+    async fn walk_from<T: Txn>(
+        &self,
+        txn: &mut T,
+        caller: &Caller,
+        path: &NsPath,
+        want_counter: bool,
+        mut rows: HashMap<Vec<u8>, Versioned>,
+    ) -> Result<Walk, NnError> {
+        let comps = path.comps();
+        let n = comps.len();
+        let mut first = self.first_round(path, want_counter);
+        first.retain(|k| !rows.contains_key(&k.bytes));
         fetch(txn, &mut rows, first).await?;
 
         let root_inode = attrs::decode_inode(row(&rows, &keys::inode(ROOT_INO)))?

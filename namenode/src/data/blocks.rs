@@ -245,16 +245,6 @@ pub fn free_pending_one<T: Txn>(txn: &mut T, ino: Ino, p: &PendingBlock, now: i6
     free_shards(txn, ino, p.block_id, &p.shards, now);
 }
 
-/// Everything of a file's data goes: blocks (to the freed queue), inline bytes, pending
-/// allocations, the writer's lease. For a file that no dentry names any more.
-pub async fn free_all<T: Txn>(txn: &mut T, ino: Ino, now: i64) -> Result<(), NnError> {
-    let before = FileData::load(txn, ino).await?;
-    FileData::default().store(txn, ino, &before, now);
-    free_pending(txn, ino, None, now).await?;
-    txn.delete(keys::write_lease(ino));
-    Ok(())
-}
-
 /// Bytes stored for `data`: inline bytes, plus each block's length scaled by its policy.
 pub fn space_consumed(data: &FileData) -> u64 {
     let inline = data.inline.as_ref().map_or(0, |b| b.len() as u64);

@@ -324,30 +324,56 @@ pub async fn dir_is_empty<T: Txn>(txn: &mut T, ino: Ino) -> Result<bool, NnError
     Ok(rows.is_empty())
 }
 
-/// Buffers the removal of every xattr of `ino`.
-pub async fn delete_xattrs<T: Txn>(txn: &mut T, ino: Ino) -> Result<(), NnError> {
-    let route = keys::route_of(ino);
-    for (k, _) in scan_prefix(txn, route, keys::xattr_prefix(ino)).await? {
-        txn.delete(Key::new(route, k));
-    }
-    Ok(())
-}
-
 /// Buffers the removal of an inode that no dentry will name any more: the inode, its xattrs,
 /// for a directory its counter row and a tombstone in its place, so that an add racing the
 /// removal fails (the caller guarantees the directory is empty), for a file
 /// its data (blocks to the freed queue, inline bytes, pending allocations, its lease).
+///
+/// What it must read (xattr names; a file's inline row, blocks and pending allocations) comes
+/// in one round on the inode's shard.
 pub async fn delete_inode<T: Txn>(txn: &mut T, ino: Ino, kind: InodeKind) -> Result<(), NnError> {
+    use crate::data::blocks::{self, FileData};
+    let now = attrs::now_ns();
+    let route = keys::route_of(ino);
+    let file = kind == InodeKind::File;
+    let mut prefixes = vec![keys::xattr_prefix(ino)];
+    let mut want = Vec::new();
+    if file {
+        prefixes.push(keys::block_prefix(ino));
+        prefixes.push(keys::pending_prefix(ino));
+        want.push(keys::inline(ino));
+    }
+    let scans = prefixes
+        .iter()
+        .map(|p| prefix_range(route, p.clone()))
+        .collect();
+    let (rows, pages) = txn.read_round(&want, false, scans).await?;
+    let mut found = Vec::with_capacity(pages.len());
+    for (prefix, page) in prefixes.iter().zip(pages) {
+        found.push(scan_rest(txn, route, prefix_end(prefix), page).await?);
+    }
+    let mut found = found.into_iter();
+    for (k, _) in found.next().unwrap_or_default() {
+        txn.delete(Key::new(route, k));
+    }
     txn.delete(keys::inode(ino));
     match kind {
         InodeKind::Directory => {
             txn.delete(keys::counter(ino));
-            txn.put(keys::tombstone(ino), attrs::now_ns().to_be_bytes().to_vec());
+            txn.put(keys::tombstone(ino), now.to_be_bytes().to_vec());
         }
-        InodeKind::File => crate::data::blocks::free_all(txn, ino, attrs::now_ns()).await?,
+        InodeKind::File => {
+            let inline = rows.first().cloned().unwrap_or_default();
+            let before = FileData::from_rows(&inline, found.next().unwrap_or_default())?;
+            FileData::default().store(txn, ino, &before, now);
+            for p in blocks::pending_from_rows(found.next().unwrap_or_default())? {
+                blocks::free_pending_one(txn, ino, &p, now);
+            }
+            txn.delete(keys::write_lease(ino));
+        }
         _ => {}
     }
-    delete_xattrs(txn, ino).await
+    Ok(())
 }
 
 /// What a new entry is.

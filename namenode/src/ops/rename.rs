@@ -18,8 +18,8 @@ use crate::keys;
 use crate::ops::{Exo, Namespace, Outcome, Runner, delete_inode, dir_is_empty};
 use crate::path::NsPath;
 use crate::perm::{self, Caller};
-use crate::resolve::End;
-use crate::txn::{Store, Txn};
+use crate::resolve::{End, Walk};
+use crate::txn::{Key, Store, Txn, Versioned};
 
 pub async fn rename<S: Store>(
     ns: &Namespace<S>,
@@ -58,9 +58,8 @@ async fn attempt<S: Store>(
 ) -> Result<Outcome<Empty>, NnError> {
     let (src_text, dst_text) = (src.text(), dst.text());
     let (src_name, dst_name) = (src.name(), dst.name());
-    let src_walk = ns.resolver.walk(txn, caller, src, false).await?;
+    let (src_walk, dst_walk) = ns.resolver.walk_two(txn, caller, src, dst).await?;
     let sp = src_walk.parent()?.ino;
-    let dst_walk = ns.resolver.walk(txn, caller, dst, false).await?;
     let dp = match dst_walk.end {
         End::NotDir(_) => return Err(NnError::NotADirectory(dst_text)),
         End::Missing(i) if i + 1 < dst.depth() => return Err(NnError::NotFound(dst_text)),
@@ -100,8 +99,16 @@ async fn attempt<S: Store>(
         want.len() - 1
     });
     let retry_at = want.len();
-    want.extend(exo.home(keys::content_route(sp)));
-    let rows = txn.get(&want, true).await?;
+    // A source that still exists means no earlier attempt of this call moved it: the retry
+    // record is then expected absent. Otherwise it is read, to tell a replay from NOT_FOUND.
+    let home = keys::content_route(sp);
+    let record = if src_seen.is_some() {
+        exo.home_expecting_absent(txn, home)
+    } else {
+        exo.home(home)
+    };
+    want.extend(record);
+    let rows = read_checked(txn, &[&src_walk, &dst_walk], &want, &[0, 2]).await?;
     if let Some(r) = rows.get(retry_at)
         && let Some(answer) = Exo::replay(r)?
     {
@@ -229,4 +236,37 @@ async fn attempt<S: Store>(
     ns.resolver.forget(sp, src_name);
     ns.resolver.forget(dp, dst_name);
     Ok(Outcome::Done(Empty {}))
+}
+
+/// The rows of `keys`, validated: those at the positions in `absent` (the parents'
+/// tombstones) are expected absent, a row one of the walks read becomes a read check at the
+/// version it was read (no second read), and only the rest is fetched.
+async fn read_checked<T: Txn>(
+    txn: &mut T,
+    walks: &[&Walk],
+    keys: &[Key],
+    absent: &[usize],
+) -> Result<Vec<Versioned>, NnError> {
+    let mut rows = vec![Versioned::default(); keys.len()];
+    let mut fetch = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        if absent.contains(&i) {
+            txn.expect(key.clone(), 0);
+            continue;
+        }
+        match walks.iter().find_map(|w| w.row(key)) {
+            Some(row) => {
+                txn.expect(key.clone(), row.version);
+                rows[i] = row.clone();
+            }
+            None => fetch.push(i),
+        }
+    }
+    if !fetch.is_empty() {
+        let wanted: Vec<Key> = fetch.iter().map(|&i| keys[i].clone()).collect();
+        for (i, row) in fetch.into_iter().zip(txn.get(&wanted, true).await?) {
+            rows[i] = row;
+        }
+    }
+    Ok(rows)
 }
