@@ -53,10 +53,11 @@ impl SearchService {
             self.namenodes.join(","),
             "--dir".into(),
             self.index_dir.display().to_string(),
-            // Tests look for changes at once; they do not measure the indexing cost.
-            "--commit-interval-ms".into(),
-            "50".into(),
         ];
+        if !extra.contains(&"--commit-interval-ms") {
+            // Tests look for changes at once; they do not measure the indexing cost.
+            args.extend(["--commit-interval-ms".to_string(), "50".to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         Spec {
             name: "search".into(),

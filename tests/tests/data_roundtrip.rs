@@ -310,15 +310,27 @@ async fn cli_put_get_cat_head_tail_cp() {
             "disk space consumed {consumed}, expected about {minimum}: {out}"
         );
 
-        // -df: the block servers' capacity.
-        let out = cluster.cli(&["dfs", "-df"]).await;
-        assert_eq!(out.code, 0, "{out}");
-        let lines = out.stdout_lines();
-        assert!(lines[0].starts_with("Filesystem"), "{out}");
-        let row: Vec<&str> = lines[1].split_whitespace().collect();
-        let capacity: u64 = row[1].parse().unwrap();
-        let used: u64 = row[2].parse().unwrap();
-        assert!(capacity > 0 && used >= 2 * size as u64 * 3 / 2, "{out}");
+        // -df: the block servers' capacity, as their heartbeats report it (every few
+        // seconds: the shards just written show from the next one on).
+        let start = std::time::Instant::now();
+        loop {
+            let out = cluster.cli(&["dfs", "-df"]).await;
+            assert_eq!(out.code, 0, "{out}");
+            let lines = out.stdout_lines();
+            assert!(lines[0].starts_with("Filesystem"), "{out}");
+            let row: Vec<&str> = lines[1].split_whitespace().collect();
+            let capacity: u64 = row[1].parse().unwrap();
+            let used: u64 = row[2].parse().unwrap();
+            assert!(capacity > 0, "{out}");
+            if used >= 2 * size as u64 * 3 / 2 {
+                break;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(15),
+                "used space never reached what was written: {out}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
 
         let report = cluster.fsck().await;
         assert!(report.healthy, "{report:?}");
