@@ -140,6 +140,8 @@ impl Process {
         for key in &spec.env_remove {
             command.env_remove(key);
         }
+        // Sized like `arbor dev`'s processes, which share the machine the same way.
+        arbor_client::cli::dev::size_runtime(&mut command);
         for (key, value) in &spec.env {
             command.env(key, value);
         }
