@@ -50,6 +50,34 @@ impl AttrChange {
     pub fn is_empty(&self) -> bool {
         *self == AttrChange::default()
     }
+
+    /// Adds `later` on top: what it sets wins, what it leaves keeps this change's value.
+    pub fn merge(&mut self, later: &AttrChange) {
+        self.mode = later.mode.or(self.mode);
+        self.uid = later.uid.or(self.uid);
+        self.gid = later.gid.or(self.gid);
+        self.mtime_ns = later.mtime_ns.or(self.mtime_ns);
+        self.atime_ns = later.atime_ns.or(self.atime_ns);
+    }
+
+    /// `status` as it reads once this change is made.
+    pub fn apply_to(&self, status: &mut FileStatus) {
+        if let Some(m) = self.mode {
+            status.mode = (status.mode & !0o7777) | (m & 0o7777);
+        }
+        if let Some(u) = self.uid {
+            status.uid = u;
+        }
+        if let Some(g) = self.gid {
+            status.gid = g;
+        }
+        if let Some(t) = self.mtime_ns {
+            status.mtime_ns = t;
+        }
+        if let Some(t) = self.atime_ns {
+            status.atime_ns = t;
+        }
+    }
 }
 
 /// Deadlines and failover pacing.

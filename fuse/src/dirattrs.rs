@@ -10,19 +10,15 @@
 //! time in the same transaction) and counts the entry; any other change through this mount
 //! drops the copy, so it is fetched again; the table is bounded.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arbor_client::{FileStatus, InodeKind};
 
-/// Directories kept at most.
-const MAX_DIRS: usize = 4096;
+use crate::expiring::Expiring;
 
 /// The directory statuses of one mount.
 pub struct DirAttrs {
-    ttl: Duration,
-    dirs: Mutex<HashMap<u64, (FileStatus, Instant)>>,
+    dirs: Expiring<FileStatus>,
 }
 
 fn is_dir(s: &FileStatus) -> bool {
@@ -33,61 +29,39 @@ impl DirAttrs {
     /// Statuses are served for `ttl` (the attribute timeout; zero turns this off).
     pub fn new(ttl: Duration) -> DirAttrs {
         DirAttrs {
-            ttl,
-            dirs: Mutex::new(HashMap::new()),
+            dirs: Expiring::new(ttl),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (FileStatus, Instant)>> {
-        self.dirs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The namenode just gave `status` (any kind; only directories are kept).
     pub fn fetched(&self, status: &FileStatus) {
-        if self.ttl.is_zero() || !is_dir(status) {
-            return;
+        if is_dir(status) {
+            self.dirs.insert(status.ino, status.clone());
         }
-        let mut dirs = self.lock();
-        if dirs.len() >= MAX_DIRS {
-            let ttl = self.ttl;
-            dirs.retain(|_, (_, at)| at.elapsed() < ttl);
-            if dirs.len() >= MAX_DIRS {
-                dirs.clear();
-            }
-        }
-        dirs.insert(status.ino, (status.clone(), Instant::now()));
     }
 
     /// Directory `ino`'s status and how much longer it may be served, if it may.
     pub fn get(&self, ino: u64) -> Option<(FileStatus, Duration)> {
-        let mut dirs = self.lock();
-        let (status, at) = dirs.get(&ino)?;
-        match self.ttl.checked_sub(at.elapsed()).filter(|d| !d.is_zero()) {
-            Some(left) => Some((status.clone(), left)),
-            None => {
-                dirs.remove(&ino);
-                None
-            }
-        }
+        self.dirs.with(ino, |s, left| (s.clone(), left))
     }
 
     /// This mount made `child` in directory `parent`.
     pub fn added(&self, parent: u64, child: &FileStatus) {
-        if let Some((s, _)) = self.lock().get_mut(&parent) {
+        self.dirs.with(parent, |s, _| {
             s.mtime_ns = s.mtime_ns.max(child.ctime_ns);
             s.ctime_ns = s.ctime_ns.max(child.ctime_ns);
             s.children += 1;
-        }
+        });
     }
 
     /// Directory `ino` changed in a way the copy cannot follow.
     pub fn changed(&self, ino: u64) {
-        self.lock().remove(&ino);
+        self.dirs.remove(ino);
     }
 
     /// Forget every copy (after a rename or rmdir, which may move or end directories).
     pub fn clear(&self) {
-        self.lock().clear();
+        self.dirs.clear();
     }
 }
 

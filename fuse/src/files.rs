@@ -202,27 +202,11 @@ impl OpenFiles {
         state.writer.as_ref().map(|w| w.pending_status())
     }
 
-    /// `status` with the attributes this mount set and has not yet committed.
-    pub fn with_pending_access(&self, status: &mut FileStatus) {
-        let Some(slot) = self.slot(status.ino) else {
-            return;
-        };
+    /// The attributes this mount set on `ino` and has not yet committed, if any.
+    pub fn pending_attrs(&self, ino: u64) -> Option<AttrChange> {
+        let slot = self.slot(ino)?;
         let a = slot.access.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = a.mode {
-            status.mode = (status.mode & !0o7777) | (m & 0o7777);
-        }
-        if let Some(u) = a.uid {
-            status.uid = u;
-        }
-        if let Some(g) = a.gid {
-            status.gid = g;
-        }
-        if let Some(t) = a.mtime_ns {
-            status.mtime_ns = t;
-        }
-        if let Some(t) = a.atime_ns {
-            status.atime_ns = t;
-        }
+        (!a.is_empty()).then(|| a.clone())
     }
 
     /// fchmod, fchown or futimens of a file this mount has open for writing, by the identity
@@ -251,14 +235,10 @@ impl OpenFiles {
         }
         w.change_attrs_at_commit(change);
         let status = w.pending_status();
-        {
-            let mut a = slot.access.lock().unwrap_or_else(|p| p.into_inner());
-            a.mode = change.mode.or(a.mode);
-            a.uid = change.uid.or(a.uid);
-            a.gid = change.gid.or(a.gid);
-            a.mtime_ns = change.mtime_ns.or(a.mtime_ns);
-            a.atime_ns = change.atime_ns.or(a.atime_ns);
-        }
+        slot.access
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .merge(change);
         state.dirty = true;
         Some(status)
     }

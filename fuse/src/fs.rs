@@ -148,9 +148,15 @@ impl Shared {
     }
 
     fn attr(&self, status: &FileStatus) -> FileAttr {
-        let mut status = status.clone();
-        self.files.with_pending_access(&mut status);
-        attr_of(&status, self.files.live_len(status.ino))
+        let live_len = self.files.live_len(status.ino);
+        match self.files.pending_attrs(status.ino) {
+            Some(change) => {
+                let mut status = status.clone();
+                change.apply_to(&mut status);
+                attr_of(&status, live_len)
+            }
+            None => attr_of(status, live_len),
+        }
     }
 
     /// The attributes of `ino`: by inode number, so a rename elsewhere does not matter. A

@@ -5,6 +5,7 @@
 //! - [`inodes`]: inode number → (parent, name), for the path-based namespace calls.
 //! - [`files`]: open files: readers, and one shared writer per inode.
 //! - [`dirattrs`]: directory statuses kept across the kernel's invalidations after our adds.
+//! - [`expiring`]: the bounded, timed map `dirattrs` and `fresh` keep their entries in.
 //! - [`fresh`]: directories this mount just made, whose other names are known absent.
 //! - [`attr`]: file status → kernel attributes; the local mode-bit check.
 //! - [`callers`]: the request's uid/gid → an identity (with supplementary groups) → a client.
@@ -17,6 +18,7 @@ pub mod callers;
 pub mod dirattrs;
 pub mod errno;
 pub mod error;
+pub mod expiring;
 pub mod files;
 pub mod fresh;
 pub mod fs;

@@ -147,34 +147,26 @@ impl FileWriter {
     /// permission rules to the writer's identity then. A write after it sets the mtime to
     /// the commit's time again, as a write after futimens does.
     pub fn change_attrs_at_commit(&mut self, change: &AttrChange) {
-        let a = &mut self.access;
-        a.mode = change.mode.or(a.mode);
-        a.uid = change.uid.or(a.uid);
-        a.gid = change.gid.or(a.gid);
-        a.mtime_ns = change.mtime_ns.or(a.mtime_ns);
-        a.atime_ns = change.atime_ns.or(a.atime_ns);
+        self.access.merge(change);
     }
 
-    /// The status as the next commit will leave it: mode, owner and group waiting for it
-    /// applied.
+    /// The status as the next commit will leave it: the attributes waiting for it applied.
     pub fn pending_status(&self) -> FileStatus {
         let mut s = self.status.clone();
-        if let Some(m) = self.access.mode {
-            s.mode = (s.mode & !0o7777) | (m & 0o7777);
-        }
-        if let Some(u) = self.access.uid {
-            s.uid = u;
-        }
-        if let Some(g) = self.access.gid {
-            s.gid = g;
-        }
-        if let Some(t) = self.access.mtime_ns {
-            s.mtime_ns = t;
-        }
-        if let Some(t) = self.access.atime_ns {
-            s.atime_ns = t;
-        }
+        self.access.apply_to(&mut s);
         s
+    }
+
+    /// `req` carrying the attributes waiting for the next commit.
+    fn with_access(&self, req: CommitWriteRequest) -> CommitWriteRequest {
+        CommitWriteRequest {
+            mode: self.access.mode,
+            uid: self.access.uid,
+            gid: self.access.gid,
+            mtime_ns: self.access.mtime_ns,
+            atime_ns: self.access.atime_ns,
+            ..req
+        }
     }
 
     /// The status the namenode gave at the last commit (or at open).
@@ -300,19 +292,14 @@ impl FileWriter {
             if !self.inline_dirty && !close && !access_pending {
                 return Ok(self.status.clone());
             }
-            let req = CommitWriteRequest {
+            let req = self.with_access(CommitWriteRequest {
                 ino: self.ino,
                 lease: self.lease.clone(),
                 inline_data: Some(buf.clone()),
                 size: buf.len() as u64,
                 close,
-                mode: self.access.mode,
-                uid: self.access.uid,
-                gid: self.access.gid,
-                mtime_ns: self.access.mtime_ns,
-                atime_ns: self.access.atime_ns,
                 ..Default::default()
-            };
+            });
             self.status = self.client.commit_write(req).await?;
             self.inline_dirty = false;
             self.access = AttrChange::default();
@@ -558,20 +545,15 @@ impl FileWriter {
                 }
             }
         }
-        let req = CommitWriteRequest {
+        let req = self.with_access(CommitWriteRequest {
             ino: self.ino,
             lease: self.lease.clone(),
             blocks,
             inline_data: None,
             size: self.committed_end,
             close,
-            mode: self.access.mode,
-            uid: self.access.uid,
-            gid: self.access.gid,
-            mtime_ns: self.access.mtime_ns,
-            atime_ns: self.access.atime_ns,
             ..Default::default()
-        };
+        });
         self.status = self.client.commit_write(req).await?;
         self.access = AttrChange::default();
         Ok(self.status.clone())

@@ -18,7 +18,7 @@ use crate::data::{lease, policy};
 use crate::error::NnError;
 use crate::keys;
 use crate::ops::setattr::{change_access, change_times};
-use crate::ops::{Exo, Namespace, Outcome, Runner, prefix_end, prefix_range, scan_rest};
+use crate::ops::{Exo, Namespace, Outcome, Runner, read_with_prefixes};
 use crate::perm::Caller;
 use crate::txn::{Store, Txn};
 
@@ -54,19 +54,18 @@ async fn attempt<S: Store>(
     let route = keys::route_of(ino);
     let mut want = vec![keys::inode(ino), keys::write_lease(ino), keys::inline(ino)];
     want.extend(exo.home(route));
-    let scans = vec![
-        prefix_range(route, keys::block_prefix(ino)),
-        prefix_range(route, keys::pending_prefix(ino)),
-    ];
-    let (rows, mut pages) = txn.read_round(&want, true, scans).await?;
+    let prefixes = [keys::block_prefix(ino), keys::pending_prefix(ino)];
+    let (rows, found) = read_with_prefixes(txn, &want, true, route, &prefixes).await?;
     if let Some(r) = rows.get(3)
         && let Some(answer) = Exo::replay(r)?
     {
         return Ok(Outcome::Replayed(answer));
     }
-    let (Some(pending_page), Some(block_page)) = (pages.pop(), pages.pop()) else {
-        return Err(NnError::Internal("a read round lost its scans".into()));
-    };
+    let mut found = found.into_iter();
+    let (block_rows, pending_rows) = (
+        found.next().unwrap_or_default(),
+        found.next().unwrap_or_default(),
+    );
     let Some(mut inode) = attrs::decode_inode(&rows[0])? else {
         return Err(NnError::NotFound(what));
     };
@@ -75,16 +74,7 @@ async fn attempt<S: Store>(
     }
     let held = lease::require(&rows[1], ino, &req.lease)?;
     let now = attrs::now_ns();
-    let block_rows =
-        scan_rest(txn, route, prefix_end(&keys::block_prefix(ino)), block_page).await?;
     let before = FileData::from_rows(&rows[2], block_rows)?;
-    let pending_rows = scan_rest(
-        txn,
-        route,
-        prefix_end(&keys::pending_prefix(ino)),
-        pending_page,
-    )
-    .await?;
     let mut pending: HashMap<u64, PendingBlock> = blocks::pending_from_rows(pending_rows)?
         .into_iter()
         .map(|p| (p.block_id, p))

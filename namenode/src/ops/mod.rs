@@ -282,22 +282,37 @@ pub async fn scan_prefix<T: Txn>(
     scan_rest(txn, route, end, first).await
 }
 
-/// Rows of a prefix scan in one page (a [`ScanRange`] to send in a read round).
+/// Rows of a prefix scan in one page.
 const SCAN_PAGE: u32 = 1000;
 
-/// The scan of every row starting with `prefix`, for a [`Txn::read_round`]; finish it with
-/// [`scan_rest`].
-pub fn prefix_range(route: Route, prefix: Vec<u8>) -> ScanRange {
-    ScanRange {
-        route,
-        end: prefix_end(&prefix),
-        start: prefix,
-        limit: SCAN_PAGE,
+/// Point reads of `keys` and every row under each of `prefixes` on the shard of `route`, in one
+/// round ([`Txn::read_round`]); only prefixes holding more than a page take further rounds.
+pub async fn read_with_prefixes<T: Txn>(
+    txn: &mut T,
+    keys: &[Key],
+    validate: bool,
+    route: Route,
+    prefixes: &[Vec<u8>],
+) -> Result<(Vec<Versioned>, Vec<Vec<(Vec<u8>, Versioned)>>), NnError> {
+    let scans = prefixes
+        .iter()
+        .map(|p| ScanRange {
+            route,
+            start: p.clone(),
+            end: prefix_end(p),
+            limit: SCAN_PAGE,
+        })
+        .collect();
+    let (rows, pages) = txn.read_round(keys, validate, scans).await?;
+    let mut found = Vec::with_capacity(pages.len());
+    for (prefix, page) in prefixes.iter().zip(pages) {
+        found.push(scan_rest(txn, route, prefix_end(prefix), page).await?);
     }
+    Ok((rows, found))
 }
 
 /// Every row of a scan up to `end`, given its first page: the pages after it are read now.
-pub async fn scan_rest<T: Txn>(
+async fn scan_rest<T: Txn>(
     txn: &mut T,
     route: Route,
     end: Vec<u8>,
@@ -343,15 +358,7 @@ pub async fn delete_inode<T: Txn>(txn: &mut T, ino: Ino, kind: InodeKind) -> Res
         prefixes.push(keys::pending_prefix(ino));
         want.push(keys::inline(ino));
     }
-    let scans = prefixes
-        .iter()
-        .map(|p| prefix_range(route, p.clone()))
-        .collect();
-    let (rows, pages) = txn.read_round(&want, false, scans).await?;
-    let mut found = Vec::with_capacity(pages.len());
-    for (prefix, page) in prefixes.iter().zip(pages) {
-        found.push(scan_rest(txn, route, prefix_end(prefix), page).await?);
-    }
+    let (rows, found) = read_with_prefixes(txn, &want, false, route, &prefixes).await?;
     let mut found = found.into_iter();
     for (k, _) in found.next().unwrap_or_default() {
         txn.delete(Key::new(route, k));
