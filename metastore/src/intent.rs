@@ -535,6 +535,7 @@ mod tests {
             primary_addr: "127.0.0.1:1".into(),
             participants: vec![primary, this],
             this_shard: this,
+            ..Default::default()
         }
     }
 

@@ -20,6 +20,7 @@ pub mod group_commit;
 pub mod hlc;
 pub mod intent;
 pub mod keyspace;
+pub mod leases;
 pub mod locks;
 pub mod overlay;
 pub mod read_resolve;

@@ -42,7 +42,7 @@ impl MetastoreService {
     async fn commit_one(&self, r: pb::CommitRequest) -> Result<pb::CommitResponse, Status> {
         let outcome = match self
             .shard
-            .commit(r.txn_id, r.body.unwrap_or_default())
+            .commit_as(&r.lease_holder, r.txn_id, r.body.unwrap_or_default())
             .await?
         {
             CommitOutcome::Committed(seq) => commit_response::Outcome::CommittedSeq(seq),
@@ -75,7 +75,12 @@ impl MetastoreService {
 #[tonic::async_trait]
 impl Metastore for MetastoreService {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        let rows = self.shard.get(req.into_inner().keys).await?;
+        let r = req.into_inner();
+        let length = std::time::Duration::from_millis(u64::from(r.lease_ms));
+        let rows = self
+            .shard
+            .get_leased(r.keys, &r.lease_holder, length, &r.leased)
+            .await?;
         Ok(Response::new(pb::GetResponse { rows }))
     }
 
@@ -128,7 +133,9 @@ impl Metastore for MetastoreService {
         &self,
         req: Request<pb::PrepareRequest>,
     ) -> Result<Response<pb::PrepareResponse>, Status> {
-        let outcome = match self.shard.prepare(req.into_inner()).await? {
+        let r = req.into_inner();
+        let writer = r.lease_holder.clone();
+        let outcome = match self.shard.prepare_as(&writer, r).await? {
             PrepareOutcome::Prepared => prepare_response::Outcome::Prepared(pb::Empty {}),
             PrepareOutcome::Conflict(c) => prepare_response::Outcome::Conflict(conflict(c)),
         };

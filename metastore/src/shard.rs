@@ -25,6 +25,7 @@ use crate::intent::{
     DecideOutcome, Intent, IntentSummary, Participant, PrepareOutcome, ResolveOutcome, Writer,
 };
 use crate::keyspace::{self, DATA, INTENT};
+use crate::leases::Leases;
 use crate::locks::ReadSet;
 use crate::overlay::{self, Backlog, ReadOverlay};
 use crate::read_resolve;
@@ -82,6 +83,8 @@ struct Inner {
     durable: Arc<AtomicU64>,
     participant: Arc<Mutex<Participant>>,
     primaries: Primaries,
+    /// Rows readers may keep for a while; writes to them wait until they ran out.
+    leases: Leases,
     stats: Arc<Stats>,
     health: Health,
     segments: SegmentSet,
@@ -245,6 +248,11 @@ impl Shard {
             closing: closing_rx,
             lagged: Arc::new(AtomicU64::new(0)),
         };
+        let leases = if rec.next_seq > 1 {
+            Leases::after_restart()
+        } else {
+            Leases::default()
+        };
         let (requests, rx) = mpsc::channel(QUEUE);
         let committer = Committer {
             rx,
@@ -295,6 +303,7 @@ impl Shard {
             durable,
             participant,
             primaries: Primaries::default(),
+            leases,
             stats,
             health,
             segments,
@@ -377,6 +386,30 @@ impl Shard {
     /// Point reads of committed rows, in order; absent rows have version 0. Waits for (or
     /// finishes) the transactions prepared before the call that will write one of `keys`.
     pub async fn get(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Row>> {
+        self.get_leased(keys, &[], Duration::ZERO, &[]).await
+    }
+
+    /// [`Shard::get`], granting `holder` a read lease of `length` on the keys at the indexes
+    /// `leased` first (see `leases`): until it runs out, a write to one of them by anyone else
+    /// is answered only once it has.
+    pub async fn get_leased(
+        &self,
+        keys: Vec<Vec<u8>>,
+        holder: &[u8],
+        length: Duration,
+        leased: &[u32],
+    ) -> Result<Vec<Row>> {
+        if !leased.is_empty() {
+            // Before the read: a write that does not see this lease was visible to the read.
+            self.inner.leases.grant(
+                holder,
+                length,
+                leased
+                    .iter()
+                    .filter_map(|&i| keys.get(i as usize))
+                    .map(Vec::as_slice),
+            );
+        }
         read_resolve::settle(self, &ReadSet::Keys(&keys)).await?;
         let engine_keys: Vec<Vec<u8>> = keys.iter().map(|k| keyspace::key(DATA, k)).collect();
         // The overlay first: a key it has is answered from memory; the others from the tables,
@@ -458,22 +491,63 @@ impl Shard {
 
     /// A single-shard transaction: validated and applied atomically, durable when it returns.
     pub async fn commit(&self, txn_id: Vec<u8>, body: TxnBody) -> Result<CommitOutcome> {
+        self.commit_as(&[], txn_id, body).await
+    }
+
+    /// A commit by `writer` (the id its read leases carry): answered once the leases other
+    /// holders have on the rows it wrote ran out.
+    pub async fn commit_as(
+        &self,
+        writer: &[u8],
+        txn_id: Vec<u8>,
+        body: TxnBody,
+    ) -> Result<CommitOutcome> {
         txn::check_body(&body)?;
-        self.request(|reply| Request::Commit {
-            txn_id,
-            body,
-            reply,
-        })
-        .await
+        let written: Vec<Vec<u8>> = body.writes.iter().map(|w| w.key.clone()).collect();
+        let outcome = self
+            .request(|reply| Request::Commit {
+                txn_id,
+                body,
+                reply,
+            })
+            .await?;
+        if matches!(outcome, CommitOutcome::Committed(_)) {
+            self.wait_out_leases(writer, &written).await;
+        }
+        Ok(outcome)
     }
 
     /// Phase one of two-phase commit on this shard.
     pub async fn prepare(&self, req: PrepareRequest) -> Result<PrepareOutcome> {
+        self.prepare_as(&[], req).await
+    }
+
+    /// A prepare by `writer`: answered once the leases other holders have on the rows it will
+    /// write ran out (readers that come later meet its intent instead of the old rows).
+    pub async fn prepare_as(&self, writer: &[u8], req: PrepareRequest) -> Result<PrepareOutcome> {
         check_txn_id(&req.txn_id)?;
         if let Some(body) = &req.body {
             txn::check_body(body)?;
         }
-        self.request(|reply| Request::Prepare { req, reply }).await
+        let written: Vec<Vec<u8>> = req
+            .body
+            .iter()
+            .flat_map(|b| b.writes.iter().map(|w| w.key.clone()))
+            .collect();
+        let outcome = self
+            .request(|reply| Request::Prepare { req, reply })
+            .await?;
+        if matches!(outcome, PrepareOutcome::Prepared) {
+            self.wait_out_leases(writer, &written).await;
+        }
+        Ok(outcome)
+    }
+
+    async fn wait_out_leases(&self, writer: &[u8], written: &[Vec<u8>]) {
+        self.inner
+            .leases
+            .wait_out(writer, written.iter().map(Vec::as_slice))
+            .await;
     }
 
     /// Phase two of two-phase commit on this shard.

@@ -57,6 +57,7 @@ fn prepare_req(
         primary_addr: primary_addr.to_string(),
         participants: vec![primary, this],
         this_shard: this,
+        ..Default::default()
     }
 }
 
@@ -1125,6 +1126,7 @@ async fn blocked_reads_give_up_or_resolve_an_expired_intent() {
     let status = client
         .get(pb::GetRequest {
             keys: vec![b"k".to_vec()],
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -379,6 +379,7 @@ async fn resuming_from_through_seq_gives_no_duplicates_and_no_gaps() {
                     primary_addr: String::new(),
                     participants: vec![0],
                     this_shard: 0,
+                    ..Default::default()
                 })
                 .await
                 .unwrap();
@@ -453,6 +454,7 @@ async fn a_two_phase_commit_appears_once_at_its_decision_and_aborts_never() {
         primary_addr: "127.0.0.1:1".into(),
         participants: vec![0, 1],
         this_shard: shard,
+        ..Default::default()
     };
     for (shard, writes) in [
         (&a, vec![put("src/x", b"old")]),
@@ -849,6 +851,7 @@ async fn grpc_commit(c: &mut MetastoreClient<Channel>, i: u64) -> u64 {
                 put(&format!("row/{i:05}"), format!("value {i}").as_bytes()),
                 counter("count", 1, &[(0, CounterOp::CounterAdd, 1)]),
             ])),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -107,6 +107,7 @@ async fn run_client(id: u64, attempted: Arc<AtomicU64>, acked_total: Arc<AtomicU
             .commit(CommitRequest {
                 txn_id: format!("{id}-{n}").into_bytes(),
                 body: Some(body),
+                ..Default::default()
             })
             .await;
         match answer.map(|r| r.into_inner().outcome) {
@@ -167,7 +168,15 @@ async fn acknowledged_commits_survive_sigkill() {
     for (&id, list) in &acked {
         for chunk in list.chunks(500) {
             let keys = chunk.iter().map(|a| key(id, a.n)).collect();
-            let rows = c.get(GetRequest { keys }).await.unwrap().into_inner().rows;
+            let rows = c
+                .get(GetRequest {
+                    keys,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .rows;
             for (a, row) in chunk.iter().zip(rows) {
                 assert_eq!(
                     row.version, a.seq,
@@ -183,6 +192,7 @@ async fn acknowledged_commits_survive_sigkill() {
         let rows = c
             .get(GetRequest {
                 keys: vec![format!("last/{id:02}").into_bytes()],
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -199,6 +209,7 @@ async fn acknowledged_commits_survive_sigkill() {
     let rows = c
         .get(GetRequest {
             keys: vec![b"total".to_vec()],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -221,6 +232,7 @@ async fn acknowledged_commits_survive_sigkill() {
                 }],
                 ..Default::default()
             }),
+            ..Default::default()
         })
         .await
         .unwrap()

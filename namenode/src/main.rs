@@ -47,6 +47,11 @@ struct Config {
     /// Deadline of each metastore call, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     rpc_timeout_ms: u64,
+    /// How long the shards let this namenode keep the directory rows its path walks pass
+    /// through, in milliseconds (0: read them all every time). A change to such a row made
+    /// through another namenode is answered once this namenode's lease ran out.
+    #[arg(long, env = "ARBOR_ROW_LEASE_MS", default_value_t = 200)]
+    row_lease_ms: u64,
     /// Largest block of a file, in bytes.
     #[arg(long, env = "ARBOR_BLOCK_SIZE", default_value_t = 64 << 20)]
     block_size: u64,
@@ -145,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
         vparts: config.vparts,
         rpc_timeout: Duration::from_millis(config.rpc_timeout_ms),
         intent_timeout_ms: config.intent_timeout_ms,
+        row_lease: Duration::from_millis(config.row_lease_ms),
         ..StoreConfig::default()
     })
     .await

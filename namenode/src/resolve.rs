@@ -4,13 +4,16 @@
 //! parallel round (the transaction's `get` groups keys by shard and asks all shards at once).
 //! The walk then follows the dentries as read, never the guesses: where a guess was wrong or
 //! missing, the rows it needs are fetched from there on, one round per component (each round
-//! also fetches the next component's dentry). So the cache can only cost a wasted key, never a
-//! wrong answer, and it needs no invalidation from other namenodes; operations forget the
-//! names they change.
+//! also fetches the next component's dentry). So the name cache can only cost a wasted key,
+//! never a wrong answer, and it needs no invalidation from other namenodes; operations forget
+//! the names they change.
 //!
-//! Resolution reads are not validated: each operation then reads with validation exactly the
-//! rows its semantics depend on. Directory InodeRecords are not cached: they are re-read in the
-//! same round, since permission decisions must not rest on stale modes.
+//! The rows of the directories a walk passes through (the root's inode, each ancestor's
+//! dentry and inode) are read through [`Txn::get_walk`]: the sharded store keeps them under a
+//! read lease of the shards, which hold up any other namenode's write of them until the lease
+//! ran out, so they are as current as a fresh read. The last component's rows are always
+//! read. Resolution reads are not validated: each operation turns exactly the rows its
+//! semantics depend on into read checks.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -216,27 +219,30 @@ impl Resolver {
         b: &NsPath,
     ) -> Result<(Walk, Walk), NnError> {
         let mut first = self.first_round(a, false);
-        for key in self.first_round(b, false) {
-            if !first.contains(&key) {
-                first.push(key);
+        for (key, lasting) in self.first_round(b, false) {
+            match first.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, l)) => *l &= lasting,
+                None => first.push((key, lasting)),
             }
         }
         let mut rows = HashMap::new();
-        fetch(txn, &mut rows, first).await?;
+        fetch_walk(txn, &mut rows, first).await?;
         let wa = self.walk_from(txn, caller, a, false, rows.clone()).await?;
         let wb = self.walk_from(txn, caller, b, false, rows).await?;
         Ok((wa, wb))
     }
 
     /// The rows of a walk's first round: everything the guesses point at, and the first
-    /// unguessed dentry.
-    fn first_round(&self, path: &NsPath, want_counter: bool) -> Vec<Key> {
+    /// unguessed dentry; each marked when it belongs to a directory the walk passes through
+    /// (the root's inode, an ancestor's dentry and inode), which the store may serve from rows
+    /// it keeps under a lease. The last component's rows are always read.
+    fn first_round(&self, path: &NsPath, want_counter: bool) -> Vec<(Key, bool)> {
         let comps = path.comps();
         let n = comps.len();
         let guesses = self.guesses(path);
-        let mut first = vec![keys::inode(ROOT_INO)];
+        let mut first = vec![(keys::inode(ROOT_INO), n > 0)];
         if want_counter && n == 0 {
-            first.push(keys::counter(ROOT_INO));
+            first.push((keys::counter(ROOT_INO), false));
         }
         let mut parent = ROOT_INO;
         let mut parent_is_dir = true;
@@ -244,13 +250,15 @@ impl Resolver {
             if !parent_is_dir {
                 break;
             }
-            first.push(keys::dentry(parent, name));
             let Some(&(ino, kind)) = guesses.get(i) else {
+                first.push((keys::dentry(parent, name), false));
                 break;
             };
-            first.push(keys::inode(ino));
+            let passes = i + 1 < n && kind == InodeKind::Directory;
+            first.push((keys::dentry(parent, name), passes));
+            first.push((keys::inode(ino), passes));
             if want_counter && i + 1 == n && kind == InodeKind::Directory {
-                first.push(keys::counter(ino));
+                first.push((keys::counter(ino), false));
             }
             parent = ino;
             parent_is_dir = kind == InodeKind::Directory;
@@ -271,8 +279,8 @@ impl Resolver {
         let comps = path.comps();
         let n = comps.len();
         let mut first = self.first_round(path, want_counter);
-        first.retain(|k| !rows.contains_key(&k.bytes));
-        fetch(txn, &mut rows, first).await?;
+        first.retain(|(k, _)| !rows.contains_key(&k.bytes));
+        fetch_walk(txn, &mut rows, first).await?;
 
         let root_inode = attrs::decode_inode(row(&rows, &keys::inode(ROOT_INO)))?
             .ok_or_else(|| NnError::Internal("the root inode is missing".into()))?;
@@ -312,15 +320,16 @@ impl Resolver {
             let kind = dentry_kind(&dentry);
             self.remember(dir_ino, name, dentry.ino, kind);
 
-            let mut need = vec![keys::inode(dentry.ino)];
+            let passes = i + 1 < n && kind == InodeKind::Directory;
+            let mut need = vec![(keys::inode(dentry.ino), passes)];
             let counter_key = (want_counter && i + 1 == n && kind == InodeKind::Directory)
                 .then(|| keys::counter(dentry.ino));
-            need.extend(counter_key.clone());
-            if i + 1 < n && kind == InodeKind::Directory {
-                need.push(keys::dentry(dentry.ino, &comps[i + 1]));
+            need.extend(counter_key.clone().map(|k| (k, false)));
+            if passes {
+                need.push((keys::dentry(dentry.ino, &comps[i + 1]), false));
             }
-            need.retain(|k| !rows.contains_key(&k.bytes));
-            fetch(txn, &mut rows, need).await?;
+            need.retain(|(k, _)| !rows.contains_key(&k.bytes));
+            fetch_walk(txn, &mut rows, need).await?;
             let Some(inode) = attrs::decode_inode(row(&rows, &keys::inode(dentry.ino)))? else {
                 // The entry was removed between our reads of its dentry and its inode.
                 self.forget(dir_ino, name);
@@ -353,6 +362,30 @@ static ABSENT: Versioned = Versioned {
 
 fn row<'a>(rows: &'a HashMap<Vec<u8>, Versioned>, key: &Key) -> &'a Versioned {
     rows.get(&key.bytes).unwrap_or(&ABSENT)
+}
+
+/// Reads `keys` for a walk (see [`Txn::get_walk`]) into `rows`.
+async fn fetch_walk<T: Txn>(
+    txn: &mut T,
+    rows: &mut HashMap<Vec<u8>, Versioned>,
+    keys: Vec<(Key, bool)>,
+) -> Result<(), NnError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (keys, lasting): (Vec<Key>, Vec<bool>) = keys.into_iter().unzip();
+    let got = txn.get_walk(&keys, &lasting).await?;
+    if got.len() != keys.len() {
+        return Err(NnError::Internal(format!(
+            "asked for {} rows, got {}",
+            keys.len(),
+            got.len()
+        )));
+    }
+    for (k, v) in keys.into_iter().zip(got) {
+        rows.insert(k.bytes, v);
+    }
+    Ok(())
 }
 
 async fn fetch<T: Txn>(

@@ -107,6 +107,18 @@ pub trait Txn: Send {
         validate: bool,
     ) -> impl Future<Output = Result<Vec<Versioned>, TxnError>> + Send;
 
+    /// Unvalidated point reads for path resolution: rows marked in `lasting` are directories
+    /// the walk passes through, which a store may serve from rows it keeps under a read lease
+    /// (the sharded store does; see `sharded::rowcache`). Otherwise as `get`.
+    fn get_walk(
+        &mut self,
+        keys: &[Key],
+        lasting: &[bool],
+    ) -> impl Future<Output = Result<Vec<Versioned>, TxnError>> + Send {
+        let _ = lasting;
+        self.get(keys, false)
+    }
+
     /// Committed rows with keys in `[start, end)` on the shard of `route`, in key order, at
     /// most `limit`; the flag says whether more follow. Not validated.
     fn scan(

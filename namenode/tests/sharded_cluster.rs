@@ -100,6 +100,7 @@ impl Cluster {
             rpc_timeout: Duration::from_secs(5),
             id_batch: 16,
             intent_timeout_ms: INTENT_TIMEOUT_MS,
+            ..Default::default()
         }
     }
 
@@ -514,6 +515,7 @@ async fn crash_child() {
         rpc_timeout: Duration::from_secs(5),
         id_batch: 16,
         intent_timeout_ms: INTENT_TIMEOUT_MS,
+        ..Default::default()
     })
     .await
     .unwrap();

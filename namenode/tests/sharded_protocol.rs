@@ -419,6 +419,7 @@ impl Rig {
             rpc_timeout: Duration::from_millis(400),
             id_batch: 4,
             intent_timeout_ms: 1000,
+            ..Default::default()
         })
         .await
         .unwrap()

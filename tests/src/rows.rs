@@ -41,6 +41,7 @@ impl Rows {
             .clone()
             .get(GetRequest {
                 keys: vec![key.bytes],
+                ..Default::default()
             })
             .await
             .expect("read the partition map from shard 0")
@@ -79,6 +80,7 @@ impl Rows {
         let reply = client
             .get(GetRequest {
                 keys: vec![key.bytes.clone()],
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|e| panic!("get {:?}: {e}", key.bytes))
@@ -98,6 +100,7 @@ impl Rows {
                     .clone()
                     .get(GetRequest {
                         keys: chunk.iter().map(|&i| keys[i].bytes.clone()).collect(),
+                        ..Default::default()
                     })
                     .await
                     .unwrap_or_else(|e| panic!("get from shard {shard}: {e}"))

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use arbor_client::Client;
+use arbor_client::{Client, ErrorCode, Identity};
 use arbor_tests::mount::Mount;
 use arbor_tests::{Config, TestCluster, secs, within};
 
@@ -335,6 +335,111 @@ async fn names_made_or_moved_in_one_mount_show_in_another_within_the_entry_timeo
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    })
+    .await;
+}
+
+/// Get calls the namenode `i` has sent to the shards so far.
+async fn gets_sent(cluster: &TestCluster, i: usize) -> u64 {
+    cluster
+        .client_on(i)
+        .await
+        .cluster_info()
+        .await
+        .expect("cluster info")
+        .shard_gets
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_kept_under_lease_never_hide_a_change_made_through_another_namenode() {
+    within(secs(300), async {
+        let cluster = TestCluster::start(Config {
+            shards: 4,
+            namenodes: 2,
+            ..Config::default()
+        })
+        .await;
+        let a = cluster.client_on(0).await;
+        let b = cluster.client_on(1).await;
+        let bob = Identity {
+            uid: 1000,
+            gids: vec![1000],
+            user: "bob".into(),
+        };
+        let b_bob = cluster.client_on(1).await.with_identity(bob);
+
+        // A deep path: through B, each stat reads only its last component once the
+        // directories above it are kept.
+        let deep = "/l/a/b/c/d";
+        a.mkdir(deep, 0o755, true).await.expect("mkdir -p");
+        a.create(&format!("{deep}/f"), 0o644, false)
+            .await
+            .expect("create");
+        b.stat(&format!("{deep}/f")).await.expect("stat");
+        let before = gets_sent(&cluster, 1).await;
+        let stats = 50;
+        for _ in 0..stats {
+            b.stat(&format!("{deep}/f")).await.expect("stat");
+        }
+        let gets = gets_sent(&cluster, 1).await - before;
+        assert!(
+            gets * 2 <= stats * 3,
+            "{gets} shard reads for {stats} stats of a path six directories deep"
+        );
+
+        for round in 0..8 {
+            let d = format!("/l/d{round}");
+            let e = format!("/l/e{round}");
+            a.mkdir(&format!("{d}/s"), 0o755, true)
+                .await
+                .expect("mkdir -p");
+            a.create(&format!("{d}/s/f"), 0o644, false)
+                .await
+                .expect("create");
+            // B and bob through B walk through d and d/s, and keep them.
+            for _ in 0..3 {
+                b.stat(&format!("{d}/s/f")).await.expect("stat through B");
+                b_bob
+                    .stat(&format!("{d}/s/f"))
+                    .await
+                    .expect("bob's stat through B");
+            }
+
+            // Moved through A: B no longer finds the old path, the moment A has answered.
+            a.rename(&d, &e).await.expect("rename");
+            let gone = b.stat(&format!("{d}/s/f")).await;
+            assert_eq!(
+                gone.map(|s| s.ino).map_err(|e| e.code),
+                Err(ErrorCode::NotFound),
+                "round {round}: the moved directory still resolves through B"
+            );
+            b.stat(&format!("{e}/s/f"))
+                .await
+                .expect("new path through B");
+            b_bob
+                .stat(&format!("{e}/s/f"))
+                .await
+                .expect("bob's stat of the new path");
+
+            // Closed to others through A: bob through B is refused at once.
+            a.chmod(&e, 0o700).await.expect("chmod");
+            let refused = b_bob.stat(&format!("{e}/s/f")).await;
+            assert_eq!(
+                refused.map(|s| s.ino).map_err(|e| e.code),
+                Err(ErrorCode::PermissionDenied),
+                "round {round}: bob still walks through a directory closed to him"
+            );
+
+            // Removed through A: gone through B at once.
+            assert!(a.delete(&e, true).await.expect("delete"));
+            let gone = b.stat(&format!("{e}/s/f")).await;
+            assert_eq!(
+                gone.map(|s| s.ino).map_err(|e| e.code),
+                Err(ErrorCode::NotFound),
+                "round {round}: a removed directory still resolves through B"
+            );
+        }
+        assert!(cluster.fsck().await.healthy);
     })
     .await;
 }

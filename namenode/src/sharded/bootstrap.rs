@@ -108,6 +108,7 @@ async fn format_cluster(
         .commit(CommitRequest {
             txn_id: new_txn_id(),
             body: Some(body),
+            ..Default::default()
         })
         .await;
     match resp.map(|r| r.outcome) {

@@ -176,6 +176,16 @@ impl TxnBuffer {
         }
     }
 
+    /// The keys whose rows this transaction replaces or deletes (counter updates aside).
+    pub fn replaced_keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.parts.values().flat_map(|p| {
+            p.writes
+                .iter()
+                .filter(|(_, w)| !matches!(w, WriteOp::Counter { .. }))
+                .map(|(k, _)| k.as_slice())
+        })
+    }
+
     pub fn has_writes(&self) -> bool {
         self.parts.values().any(|p| !p.writes.is_empty())
     }

@@ -168,6 +168,7 @@ fn commit(
         let req = CommitRequest {
             txn_id: format!("t{n}").into_bytes(),
             body: Some(body),
+            ..Default::default()
         };
         let got = client
             .commit(req)

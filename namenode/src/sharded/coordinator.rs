@@ -55,11 +55,12 @@ async fn commit_one(
 ) -> Result<(), TxnError> {
     let body = buffer.part(shard).map(|p| p.body()).unwrap_or_default();
     fault::hit("before_commit", label);
-    let resp = shared
-        .client(shard)?
+    let client = shared.client(shard)?;
+    let resp = client
         .commit(CommitRequest {
             txn_id: new_txn_id(),
             body: Some(body),
+            lease_holder: client.lease_holder(),
         })
         .await
         .map_err(CallError::into_commit_error)?;
@@ -104,6 +105,7 @@ async fn commit_two_phase(
             primary_addr: primary_client.addr().to_string(),
             participants: participants.to_vec(),
             this_shard: client.shard(),
+            lease_holder: client.lease_holder(),
         };
         async move { (client, client.prepare(req).await) }
     });

@@ -126,6 +126,22 @@ pub struct ShardClient {
     channel: Channel,
     timeout: Duration,
     lanes: Arc<Lanes>,
+    lease: ReadLease,
+}
+
+/// Who this namenode is to the shards' read leases, and how long a lease it asks for (zero:
+/// none).
+#[derive(Clone, Debug, Default)]
+pub struct ReadLease {
+    pub holder: Arc<[u8]>,
+    pub length: Duration,
+}
+
+/// The keys of one read, and which of them to lease (empty: none).
+#[derive(Debug, Default)]
+pub struct ReadKeys {
+    pub keys: Vec<Vec<u8>>,
+    pub leased: Vec<bool>,
 }
 
 /// The coalescing lanes of one shard client.
@@ -156,7 +172,20 @@ impl ShardClient {
             channel: endpoint.connect_lazy(),
             timeout,
             lanes: Arc::default(),
+            lease: ReadLease::default(),
         })
+    }
+
+    /// The same client, asking for read leases as `lease` says.
+    pub fn with_read_lease(mut self, lease: ReadLease) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The id this client's writes carry, so the shard does not hold them up for this
+    /// namenode's own leases.
+    pub fn lease_holder(&self) -> Vec<u8> {
+        self.lease.holder.to_vec()
     }
 
     pub fn shard(&self) -> u32 {
@@ -205,13 +234,43 @@ impl ShardClient {
 
     /// The rows of `keys`, in order; coalesced with other reads of this shard under load.
     pub async fn get(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Row>, CallError> {
-        coalesce::call::<Reads>(self, keys).await
+        self.get_leased(ReadKeys {
+            keys,
+            leased: Vec::new(),
+        })
+        .await
     }
 
-    /// One Get call for exactly `keys`.
-    async fn get_now(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Row>, CallError> {
+    /// [`ShardClient::get`], leasing the keys `read.leased` marks (when leases are on).
+    pub async fn get_leased(&self, read: ReadKeys) -> Result<Vec<Row>, CallError> {
+        coalesce::call::<Reads>(self, read).await
+    }
+
+    /// One Get call for exactly these keys.
+    async fn get_now(&self, read: ReadKeys) -> Result<Vec<Row>, CallError> {
+        let ReadKeys { keys, leased } = read;
         let n = keys.len();
-        let req = self.request(GetRequest { keys }, self.timeout);
+        let leased: Vec<u32> = if self.lease.length.is_zero() {
+            Vec::new()
+        } else {
+            leased
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| **l)
+                .map(|(i, _)| i as u32)
+                .collect()
+        };
+        let msg = GetRequest {
+            keys,
+            lease_holder: if leased.is_empty() {
+                Vec::new()
+            } else {
+                self.lease.holder.to_vec()
+            },
+            lease_ms: self.lease.length.as_millis().min(u128::from(u32::MAX)) as u32,
+            leased,
+        };
+        let req = self.request(msg, self.timeout);
         let rows = self.run(self.timeout, self.client().get(req)).await?.rows;
         if rows.len() != n {
             return Err(CallError::Refused(
@@ -319,12 +378,12 @@ pub struct Reads;
 
 impl Kind for Reads {
     type Client = ShardClient;
-    type Item = Vec<Vec<u8>>;
+    type Item = ReadKeys;
     type Answer = Result<Vec<Row>, CallError>;
     const BUDGET: usize = 4096;
 
-    fn weight(keys: &Self::Item) -> usize {
-        keys.len()
+    fn weight(read: &Self::Item) -> usize {
+        read.keys.len()
     }
 
     fn lane(client: &ShardClient) -> &Lane<Self> {
@@ -337,24 +396,39 @@ impl Kind for Reads {
 
     async fn many(client: &ShardClient, items: Vec<Self::Item>) -> Vec<Self::Answer> {
         let mut unique: Vec<Vec<u8>> = Vec::new();
+        let mut leased: Vec<bool> = Vec::new();
         let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
         let positions: Vec<Vec<usize>> = items
             .into_iter()
-            .map(|keys| {
-                keys.into_iter()
-                    .map(|k| match index.get(&k) {
-                        Some(&i) => i,
-                        None => {
-                            unique.push(k.clone());
-                            index.insert(k, unique.len() - 1);
-                            unique.len() - 1
-                        }
+            .map(|read| {
+                let flags = read.leased;
+                read.keys
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, k)| {
+                        let lease = flags.get(j).copied().unwrap_or(false);
+                        let i = match index.get(&k) {
+                            Some(&i) => i,
+                            None => {
+                                unique.push(k.clone());
+                                leased.push(false);
+                                index.insert(k, unique.len() - 1);
+                                unique.len() - 1
+                            }
+                        };
+                        leased[i] |= lease;
+                        i
                     })
                     .collect()
             })
             .collect();
         // `get_now` checks one row per key, so every position is in range.
-        let answer = client.get_now(unique).await;
+        let answer = client
+            .get_now(ReadKeys {
+                keys: unique,
+                leased,
+            })
+            .await;
         positions
             .into_iter()
             .map(|pos| match &answer {

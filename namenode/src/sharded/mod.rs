@@ -9,6 +9,7 @@
 //! - [`buffer`]: a transaction's reads and writes grouped by shard.
 //! - [`txn`]: [`ShardedTxn`], the [`Txn`](crate::txn::Txn) implementation.
 //! - [`coordinator`]: single-shard commit and two-phase commit.
+//! - [`rowcache`]: the directory rows kept under the shards' read leases.
 //! - [`idlease`]: batched sequence numbers.
 //! - [`bootstrap`]: loading the partition map, formatting.
 
@@ -19,6 +20,7 @@ pub mod coordinator;
 pub mod idlease;
 pub mod metaclient;
 pub mod partmap;
+pub mod rowcache;
 pub mod txn;
 
 use std::sync::Arc;
@@ -30,8 +32,9 @@ use futures::future::join_all;
 use crate::counters::{Counters, Snapshot};
 use crate::txn::{OpenIntent, Route, Store, TxnError};
 use idlease::IdLease;
-use metaclient::{CallError, ShardClient};
+use metaclient::{CallError, ReadLease, ShardClient};
 use partmap::Routing;
+use rowcache::RowCache;
 
 pub use txn::ShardedTxn;
 
@@ -48,6 +51,11 @@ pub struct StoreConfig {
     pub id_batch: u64,
     /// The intent timeout the shards run with.
     pub intent_timeout_ms: u64,
+    /// How long the shards let this namenode keep the directory rows its walks pass through
+    /// (zero: every walk reads every row).
+    pub row_lease: Duration,
+    /// Rows kept under leases, at most.
+    pub row_cache_rows: usize,
 }
 
 impl Default for StoreConfig {
@@ -58,6 +66,8 @@ impl Default for StoreConfig {
             rpc_timeout: Duration::from_secs(5),
             id_batch: 10_000,
             intent_timeout_ms: 5_000,
+            row_lease: Duration::ZERO,
+            row_cache_rows: 65_536,
         }
     }
 }
@@ -67,6 +77,7 @@ pub struct Shared {
     routing: Routing,
     clients: Vec<ShardClient>,
     counters: Counters,
+    rows: RowCache,
 }
 
 impl Shared {
@@ -98,11 +109,18 @@ impl ShardedStore {
         }
         let shards = u32::try_from(config.metastores.len())
             .map_err(|_| TxnError::Internal("too many metastore addresses".into()))?;
+        let lease = ReadLease {
+            holder: rand::random::<[u8; 16]>().to_vec().into(),
+            length: config.row_lease,
+        };
         let clients = config
             .metastores
             .iter()
             .enumerate()
-            .map(|(i, addr)| ShardClient::new(i as u32, addr, config.rpc_timeout))
+            .map(|(i, addr)| {
+                ShardClient::new(i as u32, addr, config.rpc_timeout)
+                    .map(|c| c.with_read_lease(lease.clone()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let map = bootstrap::load_or_format(&clients[0], config.vparts, shards).await?;
         let routing = Routing::new(map, shards)?;
@@ -117,6 +135,7 @@ impl ShardedStore {
                 routing,
                 clients,
                 counters: Counters::default(),
+                rows: RowCache::new(config.row_lease, config.row_cache_rows),
             }),
             metastores: config.metastores,
             intent_timeout_ms: config.intent_timeout_ms,

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use super::Shared;
 use super::buffer::TxnBuffer;
 use super::coordinator;
-use super::metaclient::CallError;
+use super::metaclient::{CallError, ReadKeys};
 use crate::txn::{CounterOp, Key, Route, ScanPage, ScanRange, Txn, TxnError, Versioned};
 
 /// A transaction over the shards of one cluster.
@@ -20,6 +20,8 @@ pub struct ShardedTxn {
     label: &'static str,
     /// A write to a route no shard owns; reported by `commit`, since writes cannot fail early.
     bad_route: Option<TxnError>,
+    /// Rows served from the lease cache: forgotten if the commit meets a conflict.
+    cached: Vec<Vec<u8>>,
 }
 
 impl ShardedTxn {
@@ -29,6 +31,7 @@ impl ShardedTxn {
             buffer: TxnBuffer::default(),
             label: "",
             bad_route: None,
+            cached: Vec::new(),
         }
     }
 
@@ -51,43 +54,46 @@ impl ShardedTxn {
 
 impl Txn for ShardedTxn {
     async fn get(&mut self, keys: &[Key], validate: bool) -> Result<Vec<Versioned>, TxnError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+        self.fetch(keys, validate, &[]).await
+    }
+
+    async fn get_walk(
+        &mut self,
+        keys: &[Key],
+        lasting: &[bool],
+    ) -> Result<Vec<Versioned>, TxnError> {
+        let rows = &self.shared.rows;
+        if !rows.enabled() || !lasting.iter().any(|l| *l) {
+            return self.fetch(keys, false, &[]).await;
         }
-        let mut by_shard: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        let mut out: Vec<Option<Versioned>> = vec![None; keys.len()];
+        let mut missing = Vec::new();
+        let mut missing_lasting = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            let shard = self.shared.routing.try_shard_of(key.route)?;
-            by_shard.entry(shard).or_default().push(i);
-        }
-        let shared = Arc::clone(&self.shared);
-        let calls = by_shard.into_iter().map(|(shard, idx)| {
-            let shared = &shared;
-            let request: Vec<Vec<u8>> = idx.iter().map(|&i| keys[i].bytes.clone()).collect();
-            async move {
-                shared.counters.get_sent();
-                let rows = shared
-                    .client(shard)?
-                    .get(request)
-                    .await
-                    .map_err(CallError::into_read_error)?;
-                Ok::<_, TxnError>((shard, idx, rows))
-            }
-        });
-        let mut out = vec![Versioned::default(); keys.len()];
-        for answer in join_all(calls).await {
-            let (shard, idx, rows) = answer?;
-            for (i, row) in idx.into_iter().zip(rows) {
-                if validate {
-                    self.buffer
-                        .record_read(shard, keys[i].bytes.clone(), row.version);
+            let lasts = lasting.get(i).copied().unwrap_or(false);
+            match lasts.then(|| rows.get(&key.bytes)).flatten() {
+                Some(row) => {
+                    self.cached.push(key.bytes.clone());
+                    out[i] = Some(row);
                 }
-                out[i] = Versioned {
-                    value: row.value,
-                    version: row.version,
-                };
+                None => {
+                    missing.push(i);
+                    missing_lasting.push(lasts);
+                }
             }
         }
-        Ok(out)
+        if !missing.is_empty() {
+            let wanted: Vec<Key> = missing.iter().map(|&i| keys[i].clone()).collect();
+            let sent = std::time::Instant::now();
+            let got = self.fetch(&wanted, false, &missing_lasting).await?;
+            for ((i, lasts), row) in missing.into_iter().zip(missing_lasting).zip(got) {
+                if lasts {
+                    self.shared.rows.put(&keys[i].bytes, &row, sent);
+                }
+                out[i] = Some(row);
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     async fn scan(
@@ -164,7 +170,74 @@ impl Txn for ShardedTxn {
         self.shared
             .counters
             .commit(self.label, self.buffer.participants().len());
-        coordinator::commit(&self.shared, &self.buffer, self.label).await
+        let result = coordinator::commit(&self.shared, &self.buffer, self.label).await;
+        // Whatever the outcome (it may be unknown), what this transaction wrote is not kept,
+        // and after a conflict neither is what it read from the cache.
+        self.shared.rows.wrote(self.buffer.replaced_keys());
+        if matches!(result, Err(TxnError::Conflict(_))) {
+            self.shared
+                .rows
+                .forget(self.cached.iter().map(Vec::as_slice));
+        }
+        result
+    }
+}
+
+impl ShardedTxn {
+    /// Point reads, each shard asked once and all in parallel; rows marked in `lease` are
+    /// read under a lease.
+    async fn fetch(
+        &mut self,
+        keys: &[Key],
+        validate: bool,
+        lease: &[bool],
+    ) -> Result<Vec<Versioned>, TxnError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut by_shard: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            let shard = self.shared.routing.try_shard_of(key.route)?;
+            by_shard.entry(shard).or_default().push(i);
+        }
+        let shared = Arc::clone(&self.shared);
+        let calls = by_shard.into_iter().map(|(shard, idx)| {
+            let shared = &shared;
+            let read = ReadKeys {
+                keys: idx.iter().map(|&i| keys[i].bytes.clone()).collect(),
+                leased: if lease.is_empty() {
+                    Vec::new()
+                } else {
+                    idx.iter()
+                        .map(|&i| lease.get(i).copied().unwrap_or(false))
+                        .collect()
+                },
+            };
+            async move {
+                shared.counters.get_sent();
+                let rows = shared
+                    .client(shard)?
+                    .get_leased(read)
+                    .await
+                    .map_err(CallError::into_read_error)?;
+                Ok::<_, TxnError>((shard, idx, rows))
+            }
+        });
+        let mut out = vec![Versioned::default(); keys.len()];
+        for answer in join_all(calls).await {
+            let (shard, idx, rows) = answer?;
+            for (i, row) in idx.into_iter().zip(rows) {
+                if validate {
+                    self.buffer
+                        .record_read(shard, keys[i].bytes.clone(), row.version);
+                }
+                out[i] = Versioned {
+                    value: row.value,
+                    version: row.version,
+                };
+            }
+        }
+        Ok(out)
     }
 }
 
