@@ -56,10 +56,6 @@ const APPLY_MIN_OPS: usize = 512;
 const APPLY_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// Log syncs in flight at once, at most (one per sync thread).
 const SYNC_THREADS: usize = 2;
-/// A group of at most this many requests that finds nothing in flight is synced and answered
-/// by the committer itself; larger groups, and any while others are in flight, go through the
-/// sync threads and the completer, so the next group is built while this one syncs.
-const INLINE_MAX: usize = 4;
 
 pub type Reply<T> = oneshot::Sender<Result<T>>;
 
@@ -232,8 +228,6 @@ struct Group {
     /// The group's log records, for the change stream once they are durable.
     logged: Vec<LogRecord>,
     failed: Option<String>,
-    /// The log file still to sync for the group (none: nothing to sync, or handed on).
-    unsynced: Option<Arc<std::fs::File>>,
     /// The group's log sync, while it may still be in flight (none: nothing to sync).
     sync: Option<SyncTicket>,
     /// What the group adds to the backlog.
@@ -329,28 +323,20 @@ impl Committer {
             .name(format!("arbor-apply-{shard}"))
             .spawn(move || applier.run(apply_rx))?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Group>(SYNC_QUEUE);
-        let state = Arc::new(Mutex::new(Completer {
+        let completer = Completer {
             publisher: Publisher::new(self.live.clone(), self.overlay.visible()),
             overlay: self.overlay.clone(),
             participant: self.participant.clone(),
             health: self.health.clone(),
             backlog: self.backlog.clone(),
             to_applier: apply_tx,
-            dead: None,
-            applier_gone: false,
-        }));
-        let in_flight = Arc::new(AtomicU64::new(0));
-        let handle = CompleterHandle {
-            state: state.clone(),
-            in_flight: in_flight.clone(),
-            tx,
         };
         let completer = std::thread::Builder::new()
             .name(format!("arbor-complete-{shard}"))
-            .spawn(move || run_completer(state, in_flight, rx))?;
+            .spawn(move || completer.run(rx))?;
         let committer = std::thread::Builder::new()
             .name(format!("arbor-commit-{shard}"))
-            .spawn(move || self.run(handle, sync_tx))?;
+            .spawn(move || self.run(tx, sync_tx))?;
         // The committer first: joining them in order means each one's feeder is done.
         threads.insert(0, committer);
         threads.push(completer);
@@ -358,7 +344,11 @@ impl Committer {
         Ok(threads)
     }
 
-    fn run(mut self, completer: CompleterHandle, to_syncer: std::sync::mpsc::SyncSender<SyncJob>) {
+    fn run(
+        mut self,
+        to_completer: std::sync::mpsc::SyncSender<Group>,
+        to_syncer: std::sync::mpsc::SyncSender<SyncJob>,
+    ) {
         let mut overlay = Overlay::default();
         let mut stopping = false;
         while !stopping {
@@ -380,35 +370,8 @@ impl Committer {
                 }
             }
             overlay.prune(self.applied.load(Ordering::Acquire));
-            let small = requests.len() <= INLINE_MAX;
-            let mut group = self.group(requests, &mut overlay, &mut stopping);
-            if small && completer.idle() {
-                // Nothing is in flight: sync and answer here, sparing the hand-offs to a sync
-                // thread and the completer (each a wake-up of another thread).
-                if let Some(file) = group.unsynced.take() {
-                    let syncing = Instant::now();
-                    if let Err(e) = file.sync_data() {
-                        group.failed = Some(format!("log sync failed: {e}"));
-                    }
-                    add_elapsed(&self.stats.sync_us, syncing);
-                    self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-                }
-                completer.complete_inline(group);
-                continue;
-            }
-            if let Some(file) = group.unsynced.take() {
-                let (done, ticket) = std::sync::mpsc::sync_channel(1);
-                // Blocks while every sync thread is busy: requests queue up meanwhile and
-                // make the next group larger.
-                if to_syncer.send(SyncJob { file, done }).is_ok() {
-                    group.sync = Some(ticket);
-                } else {
-                    let why = "log sync threads gone".to_string();
-                    self.health.fail(why.clone());
-                    group.failed = Some(why);
-                }
-            }
-            if !completer.send(group) {
+            let group = self.group(requests, &mut overlay, &mut stopping, &to_syncer);
+            if to_completer.send(group).is_err() {
                 break;
             }
         }
@@ -421,6 +384,7 @@ impl Committer {
         requests: Vec<Request>,
         overlay: &mut Overlay,
         stopping: &mut bool,
+        to_syncer: &std::sync::mpsc::SyncSender<SyncJob>,
     ) -> Group {
         let started = Instant::now();
         self.stats.groups.fetch_add(1, Ordering::Relaxed);
@@ -445,7 +409,6 @@ impl Committer {
                 dones: b.dones,
                 logged: Vec::new(),
                 failed: Some(why),
-                unsynced: None,
                 sync: None,
                 bytes: 0,
             };
@@ -552,14 +515,27 @@ impl Committer {
         add_elapsed(&self.stats.build_us, started);
         let last_seq = self.next_seq - 1;
         let mut failed = None;
-        let mut unsynced = None;
+        let mut sync = None;
         if b.records > 0 {
             let writing = Instant::now();
             let written = self.wal.append(b.first_seq, last_seq, &b.frames);
             add_elapsed(&self.stats.write_us, writing);
             self.stats.records.fetch_add(b.records, Ordering::Relaxed);
             match written {
-                Ok(()) => unsynced = Some(self.wal.active_file()),
+                Ok(()) => {
+                    let (done, ticket) = std::sync::mpsc::sync_channel(1);
+                    let job = SyncJob {
+                        file: self.wal.active_file(),
+                        done,
+                    };
+                    // Blocks while every sync thread is busy: requests queue up meanwhile and
+                    // make the next group larger.
+                    if to_syncer.send(job).is_ok() {
+                        sync = Some(ticket);
+                    } else {
+                        failed = Some("log sync threads gone".to_string());
+                    }
+                }
                 Err(e) => failed = Some(format!("log write failed: {e}")),
             }
             if let Some(why) = &failed {
@@ -574,8 +550,7 @@ impl Committer {
             dones: b.dones,
             logged: b.logged,
             failed,
-            unsynced,
-            sync: None,
+            sync,
             bytes: b.bytes,
         }
     }
@@ -659,8 +634,7 @@ fn run_syncer(jobs: Arc<Mutex<std::sync::mpsc::Receiver<SyncJob>>>, stats: Arc<S
     }
 }
 
-/// What answers logged groups: the completer thread, or the committer itself when nothing
-/// is in flight. Either way groups complete one at a time and in log order.
+/// The completer's state; lives on its own thread.
 struct Completer {
     publisher: Publisher,
     overlay: Arc<ReadOverlay>,
@@ -668,97 +642,56 @@ struct Completer {
     health: Health,
     backlog: Arc<Backlog>,
     to_applier: std::sync::mpsc::Sender<Applying>,
-    /// Once a group fails, no later group may be made visible or acknowledged: it was
-    /// validated against the failed one.
-    dead: Option<String>,
-    applier_gone: bool,
 }
 
 impl Completer {
-    /// Makes a synced group visible and answers it (or refuses it after a failure).
-    fn complete(&mut self, mut g: Group) {
-        // Log order: each group waits for its own sync, so for every earlier one too.
-        g.wait_synced();
-        if self.dead.is_none()
-            && let Some(why) = &g.failed
-        {
-            self.health.fail(why.clone());
-            self.dead = Some(why.clone());
-        }
-        if let Some(why) = &self.dead {
-            for d in g.dones {
-                d(Some(why));
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Group>) {
+        // Once a group fails, no later group may be made visible or acknowledged: it was
+        // validated against the failed one.
+        let mut dead: Option<String> = None;
+        let mut applier_gone = false;
+        while let Ok(mut g) = rx.recv() {
+            // Log order: each group waits for its own sync, so for every earlier one too.
+            g.wait_synced();
+            if dead.is_none()
+                && let Some(why) = &g.failed
+            {
+                self.health.fail(why.clone());
+                dead = Some(why.clone());
             }
-            // These rows will never reach the tables.
-            self.backlog.release(g.batch.ops.len(), g.bytes);
-            return;
+            if let Some(why) = &dead {
+                for d in g.dones {
+                    d(Some(why));
+                }
+                // These rows will never reach the tables.
+                self.backlog.release(g.batch.ops.len(), g.bytes);
+                continue;
+            }
+            self.overlay
+                .publish(std::mem::take(&mut g.visible), g.last_seq);
+            // The decided transactions' rows are visible now: their locks can go, and readers
+            // that waited on them go on.
+            self.participant.lock().retire_through(g.last_seq);
+            for d in g.dones {
+                d(None);
+            }
+            if g.batch.is_empty() {
+                continue;
+            }
+            // After the answers: subscribers are not on the commit path.
+            self.publisher.publish(g.last_seq, g.logged);
+            let applying = Applying {
+                batch: g.batch,
+                last_seq: g.last_seq,
+                bytes: g.bytes,
+            };
+            if self.to_applier.send(applying).is_err() && !applier_gone {
+                // The rows stay visible in the overlay and durable in the log; the next open
+                // replays them into the tables.
+                applier_gone = true;
+                tracing::warn!("the table applier is gone; the tables fall behind the log");
+            }
         }
-        self.overlay
-            .publish(std::mem::take(&mut g.visible), g.last_seq);
-        // The decided transactions' rows are visible now: their locks can go, and readers
-        // that waited on them go on.
-        self.participant.lock().retire_through(g.last_seq);
-        for d in g.dones {
-            d(None);
-        }
-        if g.batch.is_empty() {
-            return;
-        }
-        // After the answers: subscribers are not on the commit path.
-        self.publisher.publish(g.last_seq, g.logged);
-        let applying = Applying {
-            batch: g.batch,
-            last_seq: g.last_seq,
-            bytes: g.bytes,
-        };
-        if self.to_applier.send(applying).is_err() && !self.applier_gone {
-            // The rows stay visible in the overlay and durable in the log; the next open
-            // replays them into the tables.
-            self.applier_gone = true;
-            tracing::warn!("the table applier is gone; the tables fall behind the log");
-        }
-    }
-}
-
-/// The committer's side of the completer.
-struct CompleterHandle {
-    state: Arc<Mutex<Completer>>,
-    /// Groups sent to the completer thread and not yet completed.
-    in_flight: Arc<AtomicU64>,
-    tx: std::sync::mpsc::SyncSender<Group>,
-}
-
-impl CompleterHandle {
-    /// Whether every group sent so far has completed.
-    fn idle(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
-    }
-
-    /// Completes `g` on this thread; only when [`CompleterHandle::idle`], so it is next in
-    /// log order.
-    fn complete_inline(&self, g: Group) {
-        self.state.lock().complete(g);
-    }
-
-    /// Hands `g` to the completer thread; false once that is gone.
-    fn send(&self, g: Group) -> bool {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let sent = self.tx.send(g).is_ok();
-        if !sent {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        }
-        sent
-    }
-}
-
-fn run_completer(
-    state: Arc<Mutex<Completer>>,
-    in_flight: Arc<AtomicU64>,
-    rx: std::sync::mpsc::Receiver<Group>,
-) {
-    while let Ok(g) = rx.recv() {
-        state.lock().complete(g);
-        in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
