@@ -179,6 +179,7 @@ async fn a_file_made_through_the_mount_costs_one_create_and_one_data_commit() {
         let dir = mount.path().join("many");
         std::fs::create_dir(&dir).expect("mkdir");
         let before = commits(&cluster).await;
+        let scans_before = scans_sent(&cluster, 0).await;
         for i in 0..20 {
             std::fs::write(dir.join(format!("f{i}")), format!("file {i}\n")).expect("write");
         }
@@ -187,6 +188,12 @@ async fn a_file_made_through_the_mount_costs_one_create_and_one_data_commit() {
         assert_eq!(
             delta(&before, &commits(&cluster).await),
             counts(&[("open_write", (20, 0)), ("commit_write", (20, 0))])
+        );
+        // A file inline since its creation has no blocks to look for: neither step scans.
+        assert_eq!(
+            scans_sent(&cluster, 0).await - scans_before,
+            0,
+            "shard scans"
         );
         for i in 0..20 {
             let got = std::fs::read_to_string(dir.join(format!("f{i}"))).expect("read");
@@ -337,6 +344,17 @@ async fn names_made_or_moved_in_one_mount_show_in_another_within_the_entry_timeo
         }
     })
     .await;
+}
+
+/// Scan calls the namenode `i` has sent to the shards so far.
+async fn scans_sent(cluster: &TestCluster, i: usize) -> u64 {
+    cluster
+        .client_on(i)
+        .await
+        .cluster_info()
+        .await
+        .expect("cluster info")
+        .shard_scans
 }
 
 /// Get calls the namenode `i` has sent to the shards so far.

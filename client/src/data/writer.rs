@@ -298,6 +298,9 @@ impl FileWriter {
                 inline_data: Some(buf.clone()),
                 size: buf.len() as u64,
                 close,
+                // Inline since its open: the file had no blocks then and this writer, holding
+                // the lease, added none.
+                no_blocks: true,
                 ..Default::default()
             });
             self.status = self.client.commit_write(req).await?;

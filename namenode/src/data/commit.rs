@@ -54,7 +54,14 @@ async fn attempt<S: Store>(
     let route = keys::route_of(ino);
     let mut want = vec![keys::inode(ino), keys::write_lease(ino), keys::inline(ino)];
     want.extend(exo.home(route));
-    let prefixes = [keys::block_prefix(ino), keys::pending_prefix(ino)];
+    // A writer inline since its open, holding the lease, knows there are none of either:
+    // blocks and pending allocations are only added under the lease, and a writer that took
+    // the lease over meanwhile fails the lease check below.
+    let prefixes = if req.no_blocks && req.inline_data.is_some() {
+        Vec::new()
+    } else {
+        vec![keys::block_prefix(ino), keys::pending_prefix(ino)]
+    };
     let (rows, found) = read_with_prefixes(txn, &want, true, route, &prefixes).await?;
     if let Some(r) = rows.get(3)
         && let Some(answer) = Exo::replay(r)?
