@@ -306,7 +306,7 @@ impl Resolver {
             let dir_ino = dir.ino;
             let dkey = keys::dentry(dir_ino, name);
             if !rows.contains_key(&dkey.bytes) {
-                fetch(txn, &mut rows, vec![dkey.clone()]).await?;
+                fetch_walk(txn, &mut rows, vec![(dkey.clone(), false)]).await?;
             }
             let Some(dentry) = attrs::decode_dentry(row(&rows, &dkey))? else {
                 self.forget(dir_ino, name);
@@ -375,28 +375,6 @@ async fn fetch_walk<T: Txn>(
     }
     let (keys, lasting): (Vec<Key>, Vec<bool>) = keys.into_iter().unzip();
     let got = txn.get_walk(&keys, &lasting).await?;
-    if got.len() != keys.len() {
-        return Err(NnError::Internal(format!(
-            "asked for {} rows, got {}",
-            keys.len(),
-            got.len()
-        )));
-    }
-    for (k, v) in keys.into_iter().zip(got) {
-        rows.insert(k.bytes, v);
-    }
-    Ok(())
-}
-
-async fn fetch<T: Txn>(
-    txn: &mut T,
-    rows: &mut HashMap<Vec<u8>, Versioned>,
-    keys: Vec<Key>,
-) -> Result<(), NnError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let got = txn.get(&keys, false).await?;
     if got.len() != keys.len() {
         return Err(NnError::Internal(format!(
             "asked for {} rows, got {}",

@@ -179,7 +179,7 @@ async fn a_file_made_through_the_mount_costs_one_create_and_one_data_commit() {
         let dir = mount.path().join("many");
         std::fs::create_dir(&dir).expect("mkdir");
         let before = commits(&cluster).await;
-        let scans_before = scans_sent(&cluster, 0).await;
+        let scans_before = shard_reads(&cluster, 0).await.1;
         for i in 0..20 {
             std::fs::write(dir.join(format!("f{i}")), format!("file {i}\n")).expect("write");
         }
@@ -191,7 +191,7 @@ async fn a_file_made_through_the_mount_costs_one_create_and_one_data_commit() {
         );
         // A file inline since its creation has no blocks to look for: neither step scans.
         assert_eq!(
-            scans_sent(&cluster, 0).await - scans_before,
+            shard_reads(&cluster, 0).await.1 - scans_before,
             0,
             "shard scans"
         );
@@ -346,26 +346,15 @@ async fn names_made_or_moved_in_one_mount_show_in_another_within_the_entry_timeo
     .await;
 }
 
-/// Scan calls the namenode `i` has sent to the shards so far.
-async fn scans_sent(cluster: &TestCluster, i: usize) -> u64 {
-    cluster
+/// (Get calls, Scan calls) the namenode `i` has sent to the shards so far.
+async fn shard_reads(cluster: &TestCluster, i: usize) -> (u64, u64) {
+    let info = cluster
         .client_on(i)
         .await
         .cluster_info()
         .await
-        .expect("cluster info")
-        .shard_scans
-}
-
-/// Get calls the namenode `i` has sent to the shards so far.
-async fn gets_sent(cluster: &TestCluster, i: usize) -> u64 {
-    cluster
-        .client_on(i)
-        .await
-        .cluster_info()
-        .await
-        .expect("cluster info")
-        .shard_gets
+        .expect("cluster info");
+    (info.shard_gets, info.shard_scans)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,12 +383,12 @@ async fn directories_kept_under_lease_never_hide_a_change_made_through_another_n
             .await
             .expect("create");
         b.stat(&format!("{deep}/f")).await.expect("stat");
-        let before = gets_sent(&cluster, 1).await;
+        let before = shard_reads(&cluster, 1).await.0;
         let stats = 50;
         for _ in 0..stats {
             b.stat(&format!("{deep}/f")).await.expect("stat");
         }
-        let gets = gets_sent(&cluster, 1).await - before;
+        let gets = shard_reads(&cluster, 1).await.0 - before;
         assert!(
             gets * 2 <= stats * 3,
             "{gets} shard reads for {stats} stats of a path six directories deep"

@@ -229,3 +229,48 @@ async fn concurrent_commits_and_reads_on_a_real_shard_get_their_own_answers() {
     assert_eq!(items, 64);
     assert!(calls < 64, "64 concurrent reads took {calls} calls");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_asked_by_one_of_many_coalesced_reads_is_granted() {
+    use crate::sharded::metaclient::{ReadKeys, ReadLease};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (shard, client) = served_shard(dir.path()).await;
+    let lease = Duration::from_millis(600);
+    let client = client.with_read_lease(ReadLease {
+        holder: b"namenode-a".to_vec().into(),
+        length: lease,
+    });
+    // 32 reads of the same row at once; only one asks to keep it.
+    let reads = (0..32).map(|n| {
+        let client = client.clone();
+        async move {
+            client
+                .get_leased(ReadKeys {
+                    keys: vec![b"dir".to_vec(), format!("k{n}").into_bytes()],
+                    leased: vec![n == 17, false],
+                })
+                .await
+                .expect("get")
+        }
+    });
+    futures::future::join_all(reads).await;
+    let granted = Instant::now();
+    let ((calls, items), _) = client.sent();
+    assert_eq!(items, 32);
+    assert!(calls < 32, "32 concurrent reads took {calls} calls");
+
+    // Another holder's write of the row waits the lease out, however the reads were merged.
+    let body = TxnBody {
+        writes: vec![put(b"dir", b"changed")],
+        ..Default::default()
+    };
+    shard
+        .commit_as(b"namenode-b", b"t-b".to_vec(), body)
+        .await
+        .expect("commit");
+    assert!(
+        granted.elapsed() >= lease / 2,
+        "the write was answered {:?} after the reads, inside the lease",
+        granted.elapsed()
+    );
+}
