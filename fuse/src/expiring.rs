@@ -2,8 +2,8 @@
 //! remembers for the kernel's entry or attribute timeout.
 //!
 //! Invariants: an entry is never returned once `ttl` has passed since its insert; the map
-//! holds at most [`MAX_ENTRIES`] (expired entries go first, then all); a zero `ttl` keeps
-//! nothing.
+//! holds at most its capacity ([`MAX_ENTRIES`] unless given; expired entries go first, then
+//! all); a zero `ttl` keeps nothing.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,13 +14,20 @@ pub const MAX_ENTRIES: usize = 4096;
 
 pub struct Expiring<V> {
     ttl: Duration,
+    cap: usize,
     map: Mutex<HashMap<u64, (V, Instant)>>,
 }
 
 impl<V> Expiring<V> {
     pub fn new(ttl: Duration) -> Self {
+        Expiring::bounded(ttl, MAX_ENTRIES)
+    }
+
+    /// A map holding at most `cap` entries.
+    pub fn bounded(ttl: Duration, cap: usize) -> Self {
         Expiring {
             ttl,
+            cap: cap.max(1),
             map: Mutex::new(HashMap::new()),
         }
     }
@@ -35,10 +42,10 @@ impl<V> Expiring<V> {
             return;
         }
         let mut map = self.lock();
-        if map.len() >= MAX_ENTRIES {
+        if map.len() >= self.cap {
             let ttl = self.ttl;
             map.retain(|_, (_, at)| at.elapsed() < ttl);
-            if map.len() >= MAX_ENTRIES {
+            if map.len() >= self.cap {
                 map.clear();
             }
         }

@@ -180,6 +180,11 @@ impl OpenFiles {
             .cloned()
     }
 
+    /// Whether this mount has `ino` open for writing.
+    pub fn writing(&self, ino: u64) -> bool {
+        self.slot(ino).is_some()
+    }
+
     /// The length of `ino` as this mount's writer sees it, when one is open.
     pub fn live_len(&self, ino: u64) -> Option<u64> {
         self.slot(ino)
@@ -244,14 +249,15 @@ impl OpenFiles {
     }
 
     /// Opens `ino` for the caller `client`. A reading open fetches the block list now (and
-    /// checks read permission on the inode); a writing open joins or makes the inode's slot.
+    /// checks read permission on the inode) and gives the status it read; a writing open joins
+    /// or makes the inode's slot.
     pub async fn open(
         &self,
         client: &Client,
         ino: u64,
         read: bool,
         write: bool,
-    ) -> Result<u64, Errno> {
+    ) -> Result<(u64, Option<FileStatus>), Errno> {
         let writer = write.then(|| self.join_slot(client, ino, None));
         let handle = Arc::new(Handle {
             ino,
@@ -259,13 +265,12 @@ impl OpenFiles {
             writer,
             reader: tokio::sync::Mutex::new(None),
         });
-        if read
-            && !write
-            && let Err(e) = self.reader_for(&handle).await
-        {
-            return Err(errno_of(&e));
+        let mut status = None;
+        if read && !write {
+            let r = self.reader_for(&handle).await.map_err(|e| errno_of(&e))?;
+            status = Some(r.status().clone());
         }
-        Ok(self.insert(handle))
+        Ok((self.insert(handle), status))
     }
 
     /// A handle on a file this mount just created with `writer` (created and opened for
@@ -412,21 +417,22 @@ impl OpenFiles {
     /// visible. When `fh` is the inode's only write handle, the writer closes in the same
     /// commit (data, size and the lease's release in one round): a later write through the
     /// same handle opens a new writer. A clean writer is left for release, which the kernel
-    /// does not wait for.
-    pub async fn flush(&self, fh: u64) -> Result<(), Errno> {
+    /// does not wait for. Gives the file's status when the writer closed.
+    pub async fn flush(&self, fh: u64) -> Result<Option<FileStatus>, Errno> {
         let h = self.handle(fh)?;
         let Some(slot) = h.writer.clone() else {
-            return self.sync(fh).await;
+            return self.sync(fh).await.map(|()| None);
         };
         if slot.handles.load(Ordering::Acquire) != 1 {
-            return self.sync(fh).await;
+            return self.sync(fh).await.map(|()| None);
         }
         let mut state = slot.state.lock().await;
         if !state.dirty || state.writer.is_none() {
-            return Ok(());
+            return Ok(None);
         }
-        let res = slot.close_locked(&mut state).await;
-        res.map(|_| ()).map_err(|e| errno_of(&e))
+        slot.close_locked(&mut state)
+            .await
+            .map_err(|e| errno_of(&e))
     }
 
     /// fsync: what this mount wrote to the inode becomes durable and visible.
@@ -440,8 +446,9 @@ impl OpenFiles {
         Ok(())
     }
 
-    /// The kernel closed `fh`; the last write handle of an inode closes its writer.
-    pub async fn release(&self, fh: u64) -> Result<(), Errno> {
+    /// The kernel closed `fh`; the last write handle of an inode closes its writer (and then
+    /// gives the file's status).
+    pub async fn release(&self, fh: u64) -> Result<Option<FileStatus>, Errno> {
         let h = self
             .handles
             .lock()
@@ -449,10 +456,10 @@ impl OpenFiles {
             .remove(&fh)
             .ok_or(Errno::EBADF)?;
         let Some(slot) = h.writer.clone() else {
-            return Ok(());
+            return Ok(None);
         };
         if slot.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
-            return Ok(());
+            return Ok(None);
         }
         let res = slot.close().await;
         {
@@ -466,7 +473,7 @@ impl OpenFiles {
                 writers.remove(&slot.ino);
             }
         }
-        res.map(|_| ()).map_err(|e| errno_of(&e))
+        res.map_err(|e| errno_of(&e))
     }
 
     /// Closes every open writer (the mount is going away): what was written is kept.

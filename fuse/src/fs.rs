@@ -24,12 +24,12 @@ use fuser::{
 
 use crate::attr::{self, allowed, attr_of, kind_of, ns_of};
 use crate::callers::Callers;
-use crate::dirattrs::DirAttrs;
 use crate::errno::errno_of;
 use crate::files::OpenFiles;
 use crate::fresh::FreshDirs;
 use crate::inodes::{Inodes, ROOT};
 use crate::options::MountOptions;
+use crate::statuses::Statuses;
 
 /// Longest name a component may have (as on local file systems).
 const NAME_MAX: usize = 255;
@@ -47,7 +47,7 @@ pub struct Shared {
     pub inodes: Inodes,
     pub files: OpenFiles,
     pub fresh: FreshDirs,
-    pub dir_attrs: DirAttrs,
+    pub statuses: Statuses,
     dirs: std::sync::Mutex<std::collections::HashMap<u64, Listing>>,
     next_dir: AtomicU64,
     /// The namenode does not answer StatIno.
@@ -95,7 +95,7 @@ impl ArborFs {
                 callers: Callers::new(base),
                 inodes: Inodes::new(),
                 files: OpenFiles::new(),
-                dir_attrs: DirAttrs::new(opts.attr_timeout),
+                statuses: Statuses::new(opts.attr_timeout),
                 fresh: FreshDirs::new(if opts.default_permissions {
                     opts.entry_timeout
                 } else {
@@ -143,6 +143,11 @@ impl Shared {
         }
     }
 
+    /// The way back to the kernel, once the session runs.
+    pub fn notifier(&self) -> Option<&fuser::Notifier> {
+        self.notifier.get()
+    }
+
     fn client(&self, c: Caller) -> Client {
         self.callers.client(c.uid, c.gid)
     }
@@ -166,7 +171,7 @@ impl Shared {
         if !self.no_stat_ino.load(Ordering::Relaxed) {
             match client.stat_ino(ino).await {
                 Ok(status) => {
-                    self.dir_attrs.fetched(&status);
+                    self.statuses.fetched(&status);
                     return Ok(status);
                 }
                 Err(e) if e.code == ErrorCode::Internal => {
@@ -184,11 +189,18 @@ impl Shared {
         Ok(status)
     }
 
+    /// A writer of this mount committed and closed, leaving the file as `status` says.
+    fn closed(&self, status: Option<FileStatus>) {
+        if let Some(status) = status {
+            self.statuses.fetched(&status);
+        }
+    }
+
     async fn lookup(&self, c: Caller, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
         let name = name_of(name)?;
         let path = self.inodes.child_path(parent, &name)?;
         let status = self.client(c).stat(&path).await.map_err(|e| errno_of(&e))?;
-        self.dir_attrs.fetched(&status);
+        self.statuses.fetched(&status);
         self.inodes.remember(parent, &name, status.ino);
         Ok(self.attr(&status))
     }
@@ -244,11 +256,11 @@ impl Shared {
                 status
             } else {
                 // The path was renamed over elsewhere meanwhile: what the kernel asked about.
-                self.dir_attrs.changed(status.ino);
+                self.statuses.changed(status.ino);
                 self.stat(c, ino).await?
             }
         };
-        self.dir_attrs.fetched(&status);
+        self.statuses.fetched(&status);
         Ok(self.attr(&status))
     }
 
@@ -268,8 +280,8 @@ impl Shared {
 
     async fn made(&self, parent: u64, name: &str, status: FileStatus) -> FileAttr {
         self.fresh.added(parent, name);
-        self.dir_attrs.added(parent, &status);
-        self.dir_attrs.fetched(&status);
+        self.statuses.added(parent, &status);
+        self.statuses.fetched(&status);
         if kind_of(&status) == fuser::FileType::Directory {
             self.fresh.made_dir(status.ino);
         }
@@ -301,7 +313,7 @@ impl Shared {
         };
         res.map_err(|e| errno_of(&e))?;
         self.fresh.added(newparent, &newname);
-        self.dir_attrs.clear();
+        self.statuses.clear();
         self.inodes.renamed(parent, &name, newparent, &newname);
         Ok(())
     }
@@ -345,7 +357,14 @@ impl Shared {
                 return Err(Errno::EACCES);
             }
         }
-        let fh = self.files.open(&client, ino, read, write).await?;
+        let (fh, status) = self.files.open(&client, ino, read, write).await?;
+        // The status read at open is the one the kernel must see now (close-to-open): it
+        // replaces any older copy, and the kernel's own is dropped.
+        if let Some(status) = status {
+            self.statuses.fetched(&status);
+        } else {
+            self.statuses.changed(ino);
+        }
         self.invalidate_attrs(ino);
         Ok(fh)
     }
@@ -489,15 +508,19 @@ impl Filesystem for ArborFs {
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let c = Caller::of(req);
-        if let Some(status) = self
-            .shared
-            .files
-            .writer_status(ino.0, self.shared.opts.attr_timeout)
-        {
+        if let Some(status) = self.shared.files.writer_status(
+            ino.0,
+            self.shared
+                .opts
+                .attr_timeout
+                .min(crate::options::UNWATCHED_TIMEOUT),
+        ) {
             reply.attr(&self.shared.opts.attr_timeout, &self.shared.attr(&status));
             return;
         }
-        if let Some((status, left)) = self.shared.dir_attrs.get(ino.0) {
+        if !self.shared.files.writing(ino.0)
+            && let Some((status, left)) = self.shared.statuses.get(ino.0)
+        {
             reply.attr(&left, &self.shared.attr(&status));
             return;
         }
@@ -751,7 +774,10 @@ impl Filesystem for ArborFs {
     ) {
         self.spawn(move |s| async move {
             match s.files.flush(fh.0).await {
-                Ok(()) => reply.ok(),
+                Ok(status) => {
+                    s.closed(status);
+                    reply.ok()
+                }
                 Err(e) => reply.error(e),
             }
         });
@@ -769,7 +795,10 @@ impl Filesystem for ArborFs {
     ) {
         self.spawn(move |s| async move {
             match s.files.release(fh.0).await {
-                Ok(()) => reply.ok(),
+                Ok(status) => {
+                    s.closed(status);
+                    reply.ok()
+                }
                 Err(e) => reply.error(e),
             }
         });
@@ -877,6 +906,7 @@ impl Filesystem for ArborFs {
                         let full = reply.add(attr.ino, n + 1, name, &ttl, &attr, Generation(0));
                         if !full {
                             s.inodes.remember(ino.0, name, st.ino);
+                            s.statuses.fetched(st);
                         }
                         full
                     }
@@ -970,7 +1000,7 @@ impl Filesystem for ArborFs {
                     XattrFlag::Any
                 };
                 let path = s.inodes.path(ino.0)?;
-                s.dir_attrs.changed(ino.0);
+                s.statuses.changed(ino.0);
                 s.client(c)
                     .set_xattr_flag(&path, name, &value, flag)
                     .await
@@ -1030,7 +1060,7 @@ impl Filesystem for ArborFs {
                     return Err(Errno::NO_XATTR);
                 }
                 let path = s.inodes.path(ino.0)?;
-                s.dir_attrs.changed(ino.0);
+                s.statuses.changed(ino.0);
                 s.client(c)
                     .remove_xattr(&path, name)
                     .await
@@ -1098,9 +1128,12 @@ impl ArborFs {
                 };
                 res.map_err(|e| errno_of(&e))?;
                 if dir {
-                    s.dir_attrs.clear();
+                    s.statuses.clear();
                 } else {
-                    s.dir_attrs.changed(parent.0);
+                    s.statuses.changed(parent.0);
+                    if let Some(ino) = s.inodes.name_ino(parent.0, &name) {
+                        s.statuses.changed(ino);
+                    }
                 }
                 s.inodes.unlinked(parent.0, &name);
                 Ok::<(), Errno>(())

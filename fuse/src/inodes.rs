@@ -31,6 +31,15 @@ struct Table {
     names: HashMap<(u64, String), u64>,
 }
 
+/// What [`Inodes::named_elsewhere`] changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Renamed {
+    /// Where the inode was known before, if it moved.
+    pub from: Option<(u64, String)>,
+    /// The inode the name named before.
+    pub replaced: Option<u64>,
+}
+
 /// The inode table, shared by all request threads.
 pub struct Inodes {
     table: Mutex<Table>,
@@ -175,6 +184,48 @@ impl Inodes {
         }
     }
 
+    /// The inode the kernel knows `name` in `parent` as, if any.
+    pub fn name_ino(&self, parent: u64, name: &str) -> Option<u64> {
+        self.lock().names.get(&(parent, name.to_string())).copied()
+    }
+
+    /// Whether the kernel holds `ino` (got it from this mount and has not forgotten it).
+    pub fn knows(&self, ino: u64) -> bool {
+        self.lock().nodes.contains_key(&ino)
+    }
+
+    /// Elsewhere, `name` in `parent` came to name `ino` (made there, or moved there). A known
+    /// `ino` follows it; the inode the name named before is detached.
+    pub fn named_elsewhere(&self, parent: u64, name: &str, ino: u64) -> Renamed {
+        let mut t = self.lock();
+        let key = (parent, name.to_string());
+        let mut out = Renamed::default();
+        if let Some(&old) = t.names.get(&key)
+            && old != ino
+        {
+            t.names.remove(&key);
+            if let Some(n) = t.nodes.get_mut(&old) {
+                n.detached = true;
+            }
+            out.replaced = Some(old);
+        }
+        let Some(node) = t.nodes.get_mut(&ino) else {
+            return out;
+        };
+        let from = (node.parent, node.name.clone());
+        node.parent = parent;
+        node.name = name.to_string();
+        node.detached = false;
+        if from != key {
+            if t.names.get(&from) == Some(&ino) {
+                t.names.remove(&from);
+            }
+            out.from = Some(from);
+        }
+        t.names.insert(key, ino);
+        out
+    }
+
     /// The directory holding `ino`, if known.
     pub fn parent(&self, ino: u64) -> Option<u64> {
         self.lock().nodes.get(&ino).map(|n| n.parent)
@@ -244,5 +295,25 @@ mod tests {
         assert_eq!(t.path(7).unwrap(), "/new");
         t.unlinked(ROOT, "old");
         assert_eq!(t.path(7).unwrap(), "/new");
+    }
+
+    #[test]
+    fn names_changed_elsewhere_move_known_inodes_and_detach_replaced_ones() {
+        let t = Inodes::new();
+        t.remember(ROOT, "d", 5);
+        t.remember(5, "f", 7);
+        t.remember(ROOT, "g", 8);
+        // f moved to /g elsewhere, replacing 8.
+        let r = t.named_elsewhere(ROOT, "g", 7);
+        assert_eq!(r.from, Some((5, "f".to_string())));
+        assert_eq!(r.replaced, Some(8));
+        assert_eq!(t.path(7).unwrap(), "/g");
+        assert_eq!(t.name_ino(5, "f"), None);
+        assert_eq!(t.path(8), Err(Errno::ENOENT));
+        // The same name again is nothing new; an unknown inode is not taken in.
+        assert_eq!(t.named_elsewhere(ROOT, "g", 7), Renamed::default());
+        assert_eq!(t.named_elsewhere(5, "new", 99), Renamed::default());
+        assert!(!t.knows(99) && t.name_ino(5, "new").is_none());
+        assert!(t.knows(5) && t.knows(7));
     }
 }

@@ -4,8 +4,9 @@
 //!   caller's identity.
 //! - [`inodes`]: inode number → (parent, name), for the path-based namespace calls.
 //! - [`files`]: open files: readers, and one shared writer per inode.
-//! - [`dirattrs`]: directory statuses kept across the kernel's invalidations after our adds.
-//! - [`expiring`]: the bounded, timed map `dirattrs` and `fresh` keep their entries in.
+//! - [`statuses`]: inode statuses kept across the kernel's invalidations after our changes.
+//! - [`watch`]: changes made elsewhere, from the shards' change streams, as kernel invalidations.
+//! - [`expiring`]: the bounded, timed map `statuses` and `fresh` keep their entries in.
 //! - [`fresh`]: directories this mount just made, whose other names are known absent.
 //! - [`attr`]: file status → kernel attributes; the local mode-bit check.
 //! - [`callers`]: the request's uid/gid → an identity (with supplementary groups) → a client.
@@ -15,7 +16,6 @@
 
 pub mod attr;
 pub mod callers;
-pub mod dirattrs;
 pub mod errno;
 pub mod error;
 pub mod expiring;
@@ -25,6 +25,8 @@ pub mod fs;
 pub mod inodes;
 pub mod mount;
 pub mod options;
+pub mod statuses;
+pub mod watch;
 
 pub use error::MountError;
 pub use mount::{MountConfig, serve, spawn_background};

@@ -19,8 +19,9 @@ struct Args {
     /// Namenodes, host:port[,host:port…].
     #[arg(long, env = "ARBOR_NAMENODE", default_value = arbor_client::DEFAULT_NAMENODE)]
     namenode: String,
-    /// Mount options: ro, allow_other, attr_timeout=S, entry_timeout=S,
-    /// default_permissions / no_default_permissions, threads=N, fsname=NAME.
+    /// Mount options: ro, allow_other, attr_timeout=S, entry_timeout=S, watch / nowatch
+    /// (follow changes made elsewhere; on by default), default_permissions /
+    /// no_default_permissions, threads=N, fsname=NAME.
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
     /// Return once the mount is ready, serving it from a background process.

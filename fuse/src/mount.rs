@@ -17,6 +17,7 @@ use arbor_client::{Client, Identity, Options};
 use crate::error::MountError;
 use crate::fs::ArborFs;
 use crate::options::MountOptions;
+use crate::watch::Tails;
 
 /// The line a background child prints on stdout once it serves requests.
 pub const READY_LINE: &str = "arbor-mount: ready";
@@ -54,7 +55,20 @@ pub fn serve(cfg: &MountConfig, on_ready: impl FnOnce()) -> Result<(), MountErro
         client.stat("/").await?;
         Ok::<Client, arbor_client::Error>(client)
     })?;
-    let fs = ArborFs::new(rt.handle().clone(), client, cfg.options.clone());
+    let mut options = cfg.options.clone();
+    let tails = if options.watch {
+        match rt.block_on(Tails::open(&client)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!("cannot follow the change streams ({e}): short cache timeouts");
+                options.set_watch(false);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let fs = ArborFs::new(rt.handle().clone(), client, options.clone());
     let shared = fs.shared();
     let session =
         fuser::spawn_mount(fs, &cfg.mountpoint, &cfg.options.fuser_config()).map_err(|source| {
@@ -64,7 +78,11 @@ pub fn serve(cfg: &MountConfig, on_ready: impl FnOnce()) -> Result<(), MountErro
             }
         })?;
     shared.set_notifier(session.notifier());
-    tracing::info!(mountpoint = %cfg.mountpoint.display(), options = ?cfg.options, "mounted");
+    if let Some(tails) = tails {
+        let _guard = rt.enter();
+        tails.serve(shared.clone())?;
+    }
+    tracing::info!(mountpoint = %cfg.mountpoint.display(), ?options, "mounted");
     on_ready();
 
     let signalled = rt.block_on(async {

@@ -8,6 +8,14 @@ use fuser::{Config, MountOption, SessionACL};
 
 use crate::error::MountError;
 
+/// Attribute and entry timeout while the mount follows the change streams: changes made
+/// elsewhere reach the kernel as invalidations, so the timeout only bounds what a lost stream
+/// could leave stale.
+pub const WATCHED_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attribute and entry timeout without the change streams (`nowatch`, or no stream at mount
+/// time): a change made elsewhere shows within it.
+pub const UNWATCHED_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How a mount behaves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MountOptions {
@@ -19,6 +27,11 @@ pub struct MountOptions {
     pub attr_timeout: Duration,
     /// How long the kernel may cache name lookups (also negative ones).
     pub entry_timeout: Duration,
+    /// Follow the shards' change streams and invalidate what changed elsewhere (`nowatch`
+    /// turns it off; the timeouts then default to [`UNWATCHED_TIMEOUT`]).
+    pub watch: bool,
+    /// The timeouts were given (`attr_timeout=`, `entry_timeout=`), so they stay as given.
+    timeouts_given: (bool, bool),
     /// The kernel checks mode bits against the caller before asking us (the namenode checks
     /// again with the caller's identity). Off: only the namenode checks, and `access(2)` is
     /// answered here from the attributes.
@@ -34,8 +47,10 @@ impl Default for MountOptions {
         MountOptions {
             read_only: false,
             allow_other: false,
-            attr_timeout: Duration::from_secs(1),
-            entry_timeout: Duration::from_secs(1),
+            attr_timeout: WATCHED_TIMEOUT,
+            entry_timeout: WATCHED_TIMEOUT,
+            watch: true,
+            timeouts_given: (false, false),
             default_permissions: true,
             threads: 4,
             fsname: "arbor".to_string(),
@@ -59,8 +74,16 @@ impl MountOptions {
                 ("no_default_permissions" | "nodefault_permissions", None) => {
                     self.default_permissions = false
                 }
-                ("attr_timeout", Some(v)) => self.attr_timeout = seconds(key, v)?,
-                ("entry_timeout", Some(v)) => self.entry_timeout = seconds(key, v)?,
+                ("attr_timeout", Some(v)) => {
+                    self.attr_timeout = seconds(key, v)?;
+                    self.timeouts_given.0 = true;
+                }
+                ("entry_timeout", Some(v)) => {
+                    self.entry_timeout = seconds(key, v)?;
+                    self.timeouts_given.1 = true;
+                }
+                ("watch", None) => self.set_watch(true),
+                ("nowatch", None) => self.set_watch(false),
                 ("threads", Some(v)) => {
                     self.threads = v
                         .parse()
@@ -73,6 +96,22 @@ impl MountOptions {
             }
         }
         Ok(())
+    }
+
+    /// Turns following the change streams on or off; timeouts not given follow.
+    pub fn set_watch(&mut self, on: bool) {
+        self.watch = on;
+        let default = if on {
+            WATCHED_TIMEOUT
+        } else {
+            UNWATCHED_TIMEOUT
+        };
+        if !self.timeouts_given.0 {
+            self.attr_timeout = default;
+        }
+        if !self.timeouts_given.1 {
+            self.entry_timeout = default;
+        }
     }
 
     /// Parses several `-o` values, later ones overriding earlier ones.
@@ -125,11 +164,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_cache_for_a_second_and_check_permissions() {
+    fn defaults_watch_changes_cache_for_long_and_check_permissions() {
         let o = MountOptions::parse([]).unwrap();
-        assert_eq!(o.attr_timeout, Duration::from_secs(1));
-        assert_eq!(o.entry_timeout, Duration::from_secs(1));
-        assert!(o.default_permissions && !o.read_only && !o.allow_other);
+        assert_eq!(o.attr_timeout, WATCHED_TIMEOUT);
+        assert_eq!(o.entry_timeout, WATCHED_TIMEOUT);
+        assert!(o.watch && o.default_permissions && !o.read_only && !o.allow_other);
+        let o = MountOptions::parse(["nowatch"]).unwrap();
+        assert!(!o.watch);
+        assert_eq!(o.attr_timeout, UNWATCHED_TIMEOUT);
+        assert_eq!(o.entry_timeout, UNWATCHED_TIMEOUT);
+        let o = MountOptions::parse(["attr_timeout=5", "nowatch"]).unwrap();
+        assert_eq!(
+            o.attr_timeout,
+            Duration::from_secs(5),
+            "a given timeout stays"
+        );
+        assert_eq!(o.entry_timeout, UNWATCHED_TIMEOUT);
     }
 
     #[test]
@@ -155,6 +205,7 @@ mod tests {
             "attr_timeout=abc",
             "entry_timeout",
             "threads=0",
+            "nowatch=1",
         ] {
             assert!(MountOptions::parse([bad]).is_err(), "{bad}");
         }

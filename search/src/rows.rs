@@ -43,6 +43,11 @@ impl From<&InodeRecord> for Attrs {
     }
 }
 
+/// Where a directory counter row's value (as [`RowKind::Counter`] holds it) keeps the
+/// latest modification and change times of the directory's entry list.
+pub const COUNTER_MTIME: usize = DirCounter::MTIME_NS as usize;
+pub const COUNTER_CTIME: usize = DirCounter::CTIME_NS as usize;
+
 /// One changed (or scanned) row; `None` values are deletions.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RowKind {

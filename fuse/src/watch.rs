@@ -1,0 +1,279 @@
+//! Changes made elsewhere (other mounts, the CLI, the library through any namenode), followed
+//! on the metadata shards' change streams and turned into kernel cache invalidations, so the
+//! kernel may keep entries and attributes for long.
+//!
+//! Each shard's stream is tailed from the sequence the shard had applied when the mount
+//! started. A stream that breaks is resumed where it stopped, so a change is delayed, never
+//! missed; a log trimmed past that point drops this mount's own cached statuses and is logged
+//! (the kernel's entries then live out their timeout). Every batch is held back [`HOLD`]
+//! before it is looked at: a change this mount made races the reply to its own call, and once
+//! that reply has landed the change is recognised below and costs nothing.
+//!
+//! For each changed row:
+//! - a name made or re-pointed: the kernel's entry for it (negative or not) is dropped unless
+//!   this mount already knows the name names that inode; an inode known here under another
+//!   name follows it (and its old name is dropped too);
+//! - a name removed that this mount knows: the entry is dropped and the inode detached;
+//! - an inode row changed after the status held here (by ctime and mtime), or when none is
+//!   held: the status, and the kernel's attributes and pages of the inode, are dropped;
+//! - a directory's counter row (its entry count and times) changed after the status held here:
+//!   the status and the kernel's attributes are dropped.
+//!
+//! Invariants: the kernel is told from a thread of its own, never from a request task (an
+//! entry invalidation waits for the directory's lock, which a request in flight holds); only
+//! inodes the kernel got from this mount, and names under them, are mentioned to it; of a file
+//! this mount is writing only the attributes are dropped (its writer holds the lease: only
+//! this mount changes the data).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arbor_client::{Client, Error, ErrorCode};
+use arbor_proto::metastore::ChangeBatch;
+use arbor_search::rows::{self, RowKind};
+use arbor_search::shards::{self, Shard};
+use fuser::INodeNo;
+use tokio::sync::mpsc;
+
+use crate::fs::Shared;
+
+/// How long a batch waits before it is looked at (see the module's text).
+pub const HOLD: Duration = Duration::from_millis(30);
+/// Batches queued between the shards' tails and the reacting task.
+const QUEUE: usize = 256;
+/// Longest wait between two attempts to resume a broken stream.
+const MAX_RETRY: Duration = Duration::from_secs(3);
+
+/// What the kernel is told.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inval {
+    /// Drop the entry of `name` in directory `parent`.
+    Entry(u64, String),
+    /// Drop the attributes of an inode, and its cached pages when `pages`.
+    Inode(u64, bool),
+}
+
+enum Tailed {
+    Batch(Instant, ChangeBatch),
+    /// A shard's log no longer holds where its tail stood.
+    Lost(u32),
+}
+
+/// The shards' change streams, tailed from where each shard stands now.
+pub struct Tails {
+    rx: mpsc::Receiver<Tailed>,
+}
+
+impl Tails {
+    /// Starts tailing every shard. Fails when the cluster does not say where its shards are
+    /// or one does not answer (the mount then keeps short cache timeouts).
+    pub async fn open(client: &Client) -> Result<Tails, Error> {
+        let info = client.cluster_info().await?;
+        let list = Shard::all(&info).map_err(search_error)?;
+        let mut starts = Vec::new();
+        for shard in list {
+            let from = shard.status().await.map_err(search_error)?.applied_seq + 1;
+            starts.push((shard, from));
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        for (shard, from) in starts {
+            tokio::spawn(tail(shard, from, tx.clone()));
+        }
+        Ok(Tails { rx })
+    }
+
+    /// Reacts to every change for `shared` from now on (inside the mount's runtime).
+    pub fn serve(self, shared: Arc<Shared>) -> Result<(), Error> {
+        let (itx, irx) = std::sync::mpsc::channel::<Inval>();
+        let teller = shared.clone();
+        std::thread::Builder::new()
+            .name("arbor-mount-inval".into())
+            .spawn(move || {
+                for inval in irx {
+                    teller.tell_kernel(&inval);
+                }
+            })
+            .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+        tokio::spawn(react_loop(shared, self.rx, itx));
+        Ok(())
+    }
+}
+
+fn search_error(e: arbor_search::Error) -> Error {
+    Error::new(ErrorCode::Unavailable, e.to_string())
+}
+
+async fn tail(shard: Shard, mut from: u64, tx: mpsc::Sender<Tailed>) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let mut lost = false;
+        match shard.subscribe(from).await {
+            Ok(mut stream) => {
+                wait = Duration::from_millis(100);
+                loop {
+                    match stream.message().await {
+                        Ok(None) => break,
+                        Ok(Some(batch)) => {
+                            from = from.max(batch.through_seq + 1);
+                            if tx.send(Tailed::Batch(Instant::now(), batch)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(s) if shards::is_trimmed(&s) => {
+                            lost = true;
+                            break;
+                        }
+                        Err(s) => {
+                            tracing::warn!(shard = shard.index, status = %s, "change stream broke");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(arbor_search::Error::Trimmed { .. }) => lost = true,
+            Err(e) => tracing::warn!(shard = shard.index, error = %e, "subscribe failed"),
+        }
+        if lost {
+            if tx.send(Tailed::Lost(shard.index)).await.is_err() {
+                return;
+            }
+            if let Ok(st) = shard.status().await {
+                from = st.applied_seq + 1;
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(MAX_RETRY);
+    }
+}
+
+async fn react_loop(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Tailed>,
+    kernel: std::sync::mpsc::Sender<Inval>,
+) {
+    while let Some(t) = rx.recv().await {
+        match t {
+            Tailed::Batch(at, batch) => {
+                tokio::time::sleep_until((at + HOLD).into()).await;
+                for row in batch.records.iter().flat_map(|r| &r.rows) {
+                    match rows::decode(&row.key, &row.value, row.deleted) {
+                        Ok(kind) => {
+                            for inval in react(&shared, kind) {
+                                if kernel.send(inval).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => tracing::debug!("undecodable changed row: {e}"),
+                    }
+                }
+            }
+            Tailed::Lost(shard) => {
+                tracing::warn!(
+                    shard,
+                    "changes of a shard were trimmed before this mount saw them; \
+                     its cached entries may be stale until their timeout"
+                );
+                shared.statuses.clear();
+            }
+        }
+    }
+}
+
+/// What one changed row asks of this mount's tables, and of the kernel.
+pub fn react(shared: &Shared, row: RowKind) -> Vec<Inval> {
+    let mut out = Vec::new();
+    match row {
+        RowKind::Dentry {
+            parent,
+            name,
+            value: Some((ino, _)),
+        } => {
+            shared.fresh.added(parent, &name);
+            if shared.inodes.name_ino(parent, &name) == Some(ino) || !shared.inodes.knows(parent) {
+                return out;
+            }
+            let moved = shared.inodes.named_elsewhere(parent, &name, ino);
+            if let Some(old) = moved.replaced {
+                shared.statuses.changed(old);
+                out.push(Inval::Inode(old, false));
+            }
+            if let Some((p, n)) = moved.from {
+                out.push(Inval::Entry(p, n));
+            }
+            out.push(Inval::Entry(parent, name));
+        }
+        RowKind::Dentry {
+            parent,
+            name,
+            value: None,
+        } => {
+            if let Some(ino) = shared.inodes.name_ino(parent, &name) {
+                shared.inodes.unlinked(parent, &name);
+                shared.statuses.changed(ino);
+                out.push(Inval::Entry(parent, name));
+                out.push(Inval::Inode(ino, false));
+            }
+        }
+        RowKind::Inode { ino, value } => {
+            if shared.files.writing(ino) {
+                // Only this mount changes the data; others may change the attributes.
+                if shared.inodes.knows(ino) {
+                    out.push(Inval::Inode(ino, false));
+                }
+                return out;
+            }
+            let newer = match (&value, shared.statuses.get(ino)) {
+                (Some(a), Some((held, _))) => {
+                    a.ctime_ns > held.ctime_ns || a.mtime_ns > held.mtime_ns
+                }
+                _ => true,
+            };
+            if newer {
+                shared.statuses.changed(ino);
+                if shared.inodes.knows(ino) {
+                    out.push(Inval::Inode(ino, value.is_some()));
+                }
+            }
+        }
+        RowKind::Counter { ino, value } => {
+            let newer = match (value, shared.statuses.get(ino)) {
+                (Some(c), Some((held, _))) => {
+                    c[rows::COUNTER_MTIME] > held.mtime_ns || c[rows::COUNTER_CTIME] > held.ctime_ns
+                }
+                _ => true,
+            };
+            if newer {
+                shared.statuses.changed(ino);
+                if shared.inodes.knows(ino) {
+                    out.push(Inval::Inode(ino, false));
+                }
+            }
+        }
+        RowKind::Xattr { .. } | RowKind::Other => {}
+    }
+    out
+}
+
+impl Shared {
+    /// Tells the kernel one invalidation (it may answer ENOENT for what it no longer holds).
+    pub fn tell_kernel(&self, inval: &Inval) {
+        let Some(n) = self.notifier() else {
+            return;
+        };
+        let res = match inval {
+            Inval::Entry(parent, name) => n.inval_entry(INodeNo(*parent), name.as_ref()),
+            Inval::Inode(ino, pages) => {
+                n.inval_inode(INodeNo(*ino), if *pages { 0 } else { -1 }, 0)
+            }
+        };
+        if let Err(e) = res
+            && e.raw_os_error() != Some(libc::ENOENT)
+        {
+            tracing::debug!(?inval, "kernel invalidation failed: {e}");
+        }
+    }
+}
