@@ -16,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod paths;
 pub mod search;
+pub mod trash;
 
 pub use arbor_proto as proto;
 pub use arbor_proto::namenode::{

@@ -29,3 +29,4 @@ pub mod perm;
 pub mod resolve;
 pub mod service;
 pub mod sweeper;
+pub mod trash;

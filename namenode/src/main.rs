@@ -83,6 +83,11 @@ struct Config {
     /// Deadline of each call to a block server (deleting and rebuilding shards), in ms.
     #[arg(long, default_value_t = 30_000)]
     blockserver_timeout_ms: u64,
+    /// How long a path removed by `arbor dfs -rm` stays in its owner's trash before the
+    /// leader deletes it: a number of minutes (as HDFS's fs.trash.interval) or a duration
+    /// such as 90s, 6h, 1d; 0 turns trash off.
+    #[arg(long, env = "ARBOR_TRASH_INTERVAL", default_value = "0", value_parser = trash_interval)]
+    trash_interval: Duration,
     /// The search service's address, reported to clients.
     #[arg(long, env = "ARBOR_SEARCH", default_value = "")]
     search: String,
@@ -113,6 +118,25 @@ impl Config {
             ..DataConfig::default()
         })
     }
+}
+
+fn trash_interval(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "m"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected minutes or a duration such as 90s, 6h, 1d"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
 async fn shutdown_signal() {
@@ -192,7 +216,7 @@ async fn main() -> anyhow::Result<()> {
         is_leader.clone(),
         data.clone(),
         Duration::from_millis(config.repair_interval_ms),
-        stop_rx,
+        stop_rx.clone(),
     ));
 
     let ns = Arc::new(Namespace::new(
@@ -203,6 +227,12 @@ async fn main() -> anyhow::Result<()> {
             ..NsConfig::default()
         },
     ));
+    let trash_task = tokio::spawn(arbor_namenode::trash::run(
+        ns.clone(),
+        is_leader.clone(),
+        config.trash_interval,
+        stop_rx,
+    ));
     let service = NamenodeService::new(
         ns,
         ServiceInfo {
@@ -210,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
             metastores: store.metastores().to_vec(),
             cluster_id,
             search_addr: config.search.clone(),
+            trash_interval: config.trash_interval,
         },
         is_leader,
     );
@@ -227,6 +258,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = deleter_task.await;
         let _ = sweep_task.await;
         let _ = repair_task.await;
+        let _ = trash_task.await;
     })
     .await;
     Ok(())

@@ -3,6 +3,7 @@
 //! status. Failed calls are logged at debug, the server's own failures at warn.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arbor_proto::error;
 use arbor_proto::namenode as pb;
@@ -35,6 +36,8 @@ pub struct ServiceInfo {
     pub cluster_id: Vec<u8>,
     /// The search service's address, "" when none is configured.
     pub search_addr: String,
+    /// How long removed paths stay in the trash (zero: no trash).
+    pub trash_interval: Duration,
 }
 
 pub struct NamenodeService<S: Store> {
@@ -255,7 +258,25 @@ impl<S: Store> Namenode for NamenodeService<S> {
             leader: *self.leader.borrow(),
             cluster_id: self.info.cluster_id.clone(),
             search_addr: self.info.search_addr.clone(),
+            trash_interval_ms: self.info.trash_interval.as_millis() as u64,
         }))
+    }
+
+    async fn expunge(
+        &self,
+        request: Request<pb::ExpungeRequest>,
+    ) -> Result<Response<pb::ExpungeReply>, Status> {
+        let r = request.into_inner();
+        let caller = Caller::from_ctx(r.ctx.as_ref());
+        let out = crate::trash::expunge(
+            &self.ns,
+            &caller,
+            &caller.user,
+            self.info.trash_interval,
+            r.immediate,
+        )
+        .await;
+        answer("expunge", out)
     }
 
     async fn stat_ino(

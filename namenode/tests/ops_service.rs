@@ -44,6 +44,7 @@ async fn serves_the_namespace_over_grpc() {
             metastores: vec!["mem".into()],
             cluster_id: b"c".to_vec(),
             search_addr: String::new(),
+            trash_interval: std::time::Duration::ZERO,
         },
         leader_rx,
     );

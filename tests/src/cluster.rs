@@ -60,6 +60,8 @@ pub struct Config {
     pub store: StoreBackend,
     /// The namenodes' data-path flags; `None` leaves the namenodes' defaults.
     pub data: Option<DataConfig>,
+    /// How long removed paths stay in the trash (`--trash-interval`); `None`: no trash.
+    pub trash_interval: Option<String>,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             blockservers: 0,
             store: StoreBackend::Local,
             data: None,
+            trash_interval: None,
         }
     }
 }
@@ -164,6 +167,23 @@ pub struct TestCluster {
 
 /// The identity the harness's clients and CLI act as: the cluster's superuser, whoever runs
 /// the tests. Scenarios about permissions pick their own identity.
+/// Commits per operation: (single-shard, two-phase).
+pub type Commits = std::collections::BTreeMap<String, (u64, u64)>;
+
+/// Commits of each operation between two counts, leaving out the namenodes' own background
+/// work (leader lease, sweeps, the deleter), which runs on its own clock.
+pub fn commits_between(before: &Commits, after: &Commits) -> Commits {
+    let background = ["leader", "sweep", "heartbeat", "renew_lease", "deleter"];
+    after
+        .iter()
+        .filter(|(op, _)| !background.iter().any(|b| op.contains(b)))
+        .filter_map(|(op, &(s, t))| {
+            let (s0, t0) = before.get(op).copied().unwrap_or_default();
+            (s != s0 || t != t0).then(|| (op.clone(), (s - s0, t - t0)))
+        })
+        .collect()
+}
+
 pub fn superuser() -> Identity {
     Identity {
         uid: 0,
@@ -335,6 +355,10 @@ impl TestCluster {
                     args.push("--vparts".into());
                     args.push(v.to_string());
                 }
+                if let Some(t) = &self.config.trash_interval {
+                    args.push("--trash-interval".into());
+                    args.push(t.clone());
+                }
                 if let Some(d) = &self.config.data {
                     for (flag, value) in [
                         ("--block-size", d.block_size.to_string()),
@@ -495,6 +519,26 @@ impl TestCluster {
             .await
             .expect("connect a client")
             .with_identity(superuser())
+    }
+
+    /// (single-shard, two-phase) commits per operation (the transaction's label), summed
+    /// over every namenode.
+    pub async fn commits(&self) -> Commits {
+        let mut out = Commits::new();
+        for i in 0..self.config.namenodes {
+            let info = self
+                .client_on(i)
+                .await
+                .cluster_info()
+                .await
+                .expect("cluster info");
+            for c in info.commits {
+                let e = out.entry(c.op).or_default();
+                e.0 += c.single_shard;
+                e.1 += c.two_phase;
+            }
+        }
+        out
     }
 
     /// The raw gRPC client of namenode `i` (the caller builds each CallContext).

@@ -38,7 +38,10 @@ pub mod sockets;
 use std::future::Future;
 use std::time::Duration;
 
-pub use cluster::{Config, DataConfig, KIB, MIB, Output, StoreBackend, TestCluster, superuser};
+pub use cluster::{
+    Commits, Config, DataConfig, KIB, MIB, Output, StoreBackend, TestCluster, commits_between,
+    superuser,
+};
 
 /// Runs `scenario`, failing the test if it takes longer than `limit`.
 pub async fn within<F: Future>(limit: Duration, scenario: F) -> F::Output {

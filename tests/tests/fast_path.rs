@@ -3,50 +3,13 @@
 //! change committed through one namenode is seen at once through the other, and a directory
 //! removed while another namenode adds to it never ends up with orphans.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use arbor_client::{Client, ErrorCode, Identity};
 use arbor_tests::mount::Mount;
-use arbor_tests::{Config, TestCluster, secs, within};
+use arbor_tests::{Commits, Config, TestCluster, commits_between, secs, within};
 
-/// (single-shard, two-phase) commits per operation, summed over every namenode.
-async fn commits(cluster: &TestCluster) -> BTreeMap<String, (u64, u64)> {
-    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for i in 0..cluster.config().namenodes {
-        let info = cluster
-            .client_on(i)
-            .await
-            .cluster_info()
-            .await
-            .expect("cluster info");
-        for c in info.commits {
-            let e = out.entry(c.op).or_default();
-            e.0 += c.single_shard;
-            e.1 += c.two_phase;
-        }
-    }
-    out
-}
-
-/// Commits of each operation between two counts, leaving out the namenodes' own background
-/// work (leader lease, sweeps), which runs on its own clock.
-fn delta(
-    before: &BTreeMap<String, (u64, u64)>,
-    after: &BTreeMap<String, (u64, u64)>,
-) -> BTreeMap<String, (u64, u64)> {
-    let background = ["leader", "sweep", "heartbeat", "renew_lease", "deleter"];
-    after
-        .iter()
-        .filter(|(op, _)| !background.iter().any(|b| op.contains(b)))
-        .filter_map(|(op, &(s, t))| {
-            let (s0, t0) = before.get(op).copied().unwrap_or_default();
-            (s != s0 || t != t0).then(|| (op.clone(), (s - s0, t - t0)))
-        })
-        .collect()
-}
-
-fn counts(pairs: &[(&str, (u64, u64))]) -> BTreeMap<String, (u64, u64)> {
+fn counts(pairs: &[(&str, (u64, u64))]) -> Commits {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
 
@@ -62,7 +25,7 @@ async fn mkdir_and_create_are_one_single_shard_commit_each() {
         let a = cluster.client_on(0).await;
         let b = cluster.client_on(1).await;
         a.mkdir("/top", 0o755, false).await.expect("mkdir");
-        let before = commits(&cluster).await;
+        let before = cluster.commits().await;
         for i in 0..20 {
             a.mkdir(&format!("/top/d{i}"), 0o755, false)
                 .await
@@ -86,19 +49,19 @@ async fn mkdir_and_create_are_one_single_shard_commit_each() {
         // Four shards: a directory's content lands away from its inode most of the time, and
         // still every mkdir and create is one shard's commit.
         assert_eq!(
-            delta(&before, &commits(&cluster).await),
+            commits_between(&before, &cluster.commits().await),
             counts(&[("mkdir", (20, 0)), ("create", (40, 0))])
         );
 
         // A file renamed within its directory is one shard's commit too.
-        let before = commits(&cluster).await;
+        let before = cluster.commits().await;
         for i in 0..20 {
             a.rename(&format!("/top/g{i}"), &format!("/top/h{i}"))
                 .await
                 .expect("rename");
         }
         assert_eq!(
-            delta(&before, &commits(&cluster).await),
+            commits_between(&before, &cluster.commits().await),
             counts(&[("rename", (20, 0))])
         );
         let top = b.stat("/top").await.expect("stat");
@@ -178,7 +141,7 @@ async fn a_file_made_through_the_mount_costs_one_create_and_one_data_commit() {
         let mount = Mount::start(&cluster, "");
         let dir = mount.path().join("many");
         std::fs::create_dir(&dir).expect("mkdir");
-        let before = commits(&cluster).await;
+        let before = cluster.commits().await;
         let scans_before = shard_reads(&cluster, 0).await.1;
         for i in 0..20 {
             std::fs::write(dir.join(format!("f{i}")), format!("file {i}\n")).expect("write");
@@ -186,7 +149,7 @@ async fn a_file_made_through_the_mount_costs_one_create_and_one_data_commit() {
         // create + write + close: the create opened the file for writing in the same
         // transaction, and close committed the bytes and released the lease in one round.
         assert_eq!(
-            delta(&before, &commits(&cluster).await),
+            commits_between(&before, &cluster.commits().await),
             counts(&[("open_write", (20, 0)), ("commit_write", (20, 0))])
         );
         // A file inline since its creation has no blocks to look for: neither step scans.
@@ -225,7 +188,7 @@ async fn attributes_set_on_an_open_file_ride_on_its_close_commit() {
         let dir = mount.path().join("x");
         std::fs::create_dir(&dir).expect("mkdir");
         let when = UNIX_EPOCH + D::from_secs(1_600_000_000);
-        let before = commits(&cluster).await;
+        let before = cluster.commits().await;
         // What tar does for each file as root: create, write, futimens, fchown, fchmod, close.
         for i in 0..10 {
             let path = dir.join(format!("f{i}"));
@@ -243,7 +206,7 @@ async fn attributes_set_on_an_open_file_ride_on_its_close_commit() {
             drop(f);
         }
         assert_eq!(
-            delta(&before, &commits(&cluster).await),
+            commits_between(&before, &cluster.commits().await),
             counts(&[("open_write", (10, 0)), ("commit_write", (10, 0))]),
             "the attribute changes must not cost rounds of their own"
         );

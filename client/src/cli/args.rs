@@ -21,7 +21,11 @@ pub enum DfsCommand {
     Rm {
         recursive: bool,
         force: bool,
+        skip_trash: bool,
         paths: Vec<String>,
+    },
+    Expunge {
+        immediate: bool,
     },
     Rmdir {
         ignore_non_empty: bool,
@@ -226,7 +230,18 @@ const SPECS: &[Spec] = &[
         min: 1,
         max: MANY,
         usage: "-rm [-f] [-r|-R] [-skipTrash] <path> ...",
-        help: "Delete files (and directory trees with -r); -f ignores missing paths.",
+        help: "Delete files (and directory trees with -r); -f ignores missing paths. With the \
+               cluster's trash on, paths move to /user/NAME/.Trash/Current unless -skipTrash.",
+    },
+    Spec {
+        name: "expunge",
+        flags: &["immediate"],
+        valued: &[],
+        min: 0,
+        max: 0,
+        usage: "-expunge [-immediate]",
+        help: "Make a checkpoint of the current trash and delete checkpoints older than the \
+               trash interval; -immediate deletes the whole trash.",
     },
     Spec {
         name: "rmdir",
@@ -615,7 +630,11 @@ fn build(spec: &'static Spec, p: Parsed) -> Result<DfsCommand, ParseError> {
         "rm" => DfsCommand::Rm {
             recursive: p.has("r") || p.has("R"),
             force: p.has("f"),
+            skip_trash: p.has("skipTrash"),
             paths: p.args,
+        },
+        "expunge" => DfsCommand::Expunge {
+            immediate: p.has("immediate"),
         },
         "rmdir" => DfsCommand::Rmdir {
             ignore_non_empty: p.has("-ignore-fail-on-non-empty"),
@@ -905,6 +924,7 @@ mod tests {
             DfsCommand::Rm {
                 recursive: true,
                 force: true,
+                skip_trash: true,
                 paths: vec!["/x".into(), "/y".into()]
             }
         );
@@ -913,6 +933,7 @@ mod tests {
             DfsCommand::Rm {
                 recursive: true,
                 force: false,
+                skip_trash: false,
                 paths: vec!["/x".into()]
             }
         );
@@ -921,9 +942,15 @@ mod tests {
             DfsCommand::Rm {
                 recursive: true,
                 force: true,
+                skip_trash: false,
                 paths: vec!["/x".into()]
             }
         );
+        assert_eq!(
+            p("-expunge -immediate").unwrap(),
+            DfsCommand::Expunge { immediate: true }
+        );
+        assert!(p("-expunge /x").is_err());
         assert_eq!(
             p("-rmdir --ignore-fail-on-non-empty /d").unwrap(),
             DfsCommand::Rmdir {

@@ -49,6 +49,8 @@ pub const DEFAULT_BLOCKSERVERS: u32 = 6;
 /// The dev cluster's default erasure-coding policy (the production default RS(6,3) needs nine
 /// servers).
 pub const DEV_EC_POLICY: &str = "RS-4-2-1024k";
+/// How long `arbor dfs -rm` keeps removed paths in the dev cluster's trash.
+pub const DEV_TRASH_INTERVAL: &str = "1d";
 /// The environment variable the servers' tokio runtimes read their worker count from.
 pub const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
 
@@ -186,6 +188,8 @@ pub fn plan(cfg: &DevConfig, shards: u32, bin_dir: &Path) -> Result<Plan, DevErr
             all_shards.clone(),
             "--default-ec-policy".into(),
             DEV_EC_POLICY.into(),
+            "--trash-interval".into(),
+            DEV_TRASH_INTERVAL.into(),
         ];
         if let Some(search) = &search_addr {
             args.extend(["--search".into(), search.clone()]);
@@ -723,6 +727,8 @@ mod tests {
                 "127.0.0.1:19500,127.0.0.1:19501,127.0.0.1:19502",
                 "--default-ec-policy",
                 "RS-4-2-1024k",
+                "--trash-interval",
+                "1d",
                 "--search",
                 "127.0.0.1:19540"
             ]

@@ -12,11 +12,12 @@ use arbor_proto::records::InodeKind;
 use crate::cli::args::{self, DfsCommand, TestCheck};
 use crate::cli::chmod::ModeChange;
 use crate::cli::glob::Glob;
-use crate::cli::messages::Subject;
+use crate::cli::messages::{Subject, error_text};
 use crate::cli::shell::{PathArg, Shell, is_dir};
 use crate::cli::{cat, count, du, ls, stat, transfer, truncate, xattr};
 use crate::client::Client;
 use crate::paths::{basename, join};
+use crate::trash::{Trashed, trash_root};
 
 /// Permission bits of directories made by `-mkdir` (0777 less the customary umask 022).
 pub const DIR_MODE: u32 = 0o755;
@@ -58,8 +59,10 @@ pub async fn execute(sh: &mut Shell, command: DfsCommand) {
         DfsCommand::Rm {
             recursive,
             force,
+            skip_trash,
             paths,
-        } => rm(sh, recursive, force, paths).await,
+        } => rm(sh, recursive, force, skip_trash, paths).await,
+        DfsCommand::Expunge { immediate } => expunge(sh, immediate).await,
         DfsCommand::Rmdir {
             ignore_non_empty,
             paths,
@@ -249,13 +252,18 @@ async fn mv(sh: &mut Shell, srcs: Vec<String>, dst_typed: &str) {
     }
 }
 
-async fn rm(sh: &mut Shell, recursive: bool, force: bool, paths: Vec<String>) {
+async fn rm(sh: &mut Shell, recursive: bool, force: bool, skip_trash: bool, paths: Vec<String>) {
     let mut args = Vec::new();
     for typed in &paths {
         // `-f`: a missing path, or a pattern matching nothing, is not an error.
         args.extend(sh.expand_with("rm", typed, !force).await);
     }
+    let trash =
+        !skip_trash && !args.is_empty() && sh.client.trash_interval_ms().await.unwrap_or(0) > 0;
     for arg in args {
+        if trash && to_trash(sh, recursive, force, &arg).await {
+            continue;
+        }
         let result = if recursive {
             sh.client.delete(&arg.abs, true).await
         } else {
@@ -267,6 +275,57 @@ async fn rm(sh: &mut Shell, recursive: bool, force: bool, paths: Vec<String>) {
             Ok(false) => sh.fail_line(&format!("rm: `{}': No such file or directory", arg.shown)),
             Err(e) if force && e.code == ErrorCode::NotFound => {}
             Err(e) => sh.fail("rm", &e, Subject::Path(&arg.shown)),
+        }
+    }
+}
+
+/// Moves one `-rm` argument into the trash; false when it is to be deleted instead (it is
+/// in the trash already).
+async fn to_trash(sh: &mut Shell, recursive: bool, force: bool, arg: &PathArg) -> bool {
+    match sh.client.stat(&arg.abs).await {
+        Ok(st) if is_dir(&st) && !recursive => {
+            let e = crate::Error::new(ErrorCode::IsADirectory, "");
+            sh.fail("rm", &e, Subject::Path(&arg.shown));
+            return true;
+        }
+        Ok(_) => {}
+        Err(e) if force && e.code == ErrorCode::NotFound => return true,
+        Err(e) => {
+            sh.fail("rm", &e, Subject::Path(&arg.shown));
+            return true;
+        }
+    }
+    match sh.client.move_to_trash(&arg.abs).await {
+        Ok(Trashed::Moved(at)) => {
+            sh.println(&format!("Moved: '{}' to trash at: {at}", arg.abs));
+            true
+        }
+        Ok(Trashed::InTrash) => false,
+        Err(e) if e.code == ErrorCode::InvalidArgument => {
+            sh.fail_line(&format!("rm: {}", e.message));
+            true
+        }
+        Err(e) => {
+            let why = error_text("rm", &e, Subject::Path(&arg.shown));
+            sh.fail_line(&format!("rm: Failed to move to trash: {why}"));
+            true
+        }
+    }
+}
+
+async fn expunge(sh: &mut Shell, immediate: bool) {
+    match sh.client.expunge(immediate).await {
+        Ok(reply) => {
+            if !reply.checkpoint.is_empty() {
+                sh.println(&format!("Created trash checkpoint: {}", reply.checkpoint));
+            }
+            for path in reply.deleted {
+                sh.println(&format!("Deleted trash checkpoint: {path}"));
+            }
+        }
+        Err(e) => {
+            let root = trash_root(&sh.client.identity().user);
+            sh.fail("expunge", &e, Subject::Path(&root));
         }
     }
 }

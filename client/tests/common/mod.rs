@@ -556,6 +556,11 @@ impl Namenode for Fake {
         }))
     }
 
+    // No trash here (ClusterInfo says an interval of 0), so nothing expunges.
+    async fn expunge(&self, _req: Request<pb::ExpungeRequest>) -> R<pb::ExpungeReply> {
+        Err(Status::unimplemented("expunge"))
+    }
+
     // The data path is not part of this fake: it serves the namespace calls only.
     async fn stat_ino(&self, _req: Request<pb::InoRequest>) -> R<pb::StatusReply> {
         Err(Status::unimplemented("stat_ino"))
