@@ -39,6 +39,9 @@ struct Config {
     /// Heartbeat interval in milliseconds (default: what the namenode asks, 3000 until then).
     #[arg(long, env = "ARBOR_BLOCKSERVER_HEARTBEAT_MS")]
     heartbeat_ms: Option<u64>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (off when not given).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 async fn shutdown_signal() {
@@ -70,6 +73,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = Config::parse();
     tracing::info!(?config, "starting");
+    if let Some(at) = config.metrics_listen {
+        let bound = arbor_proto::metrics::serve(at)
+            .await
+            .with_context(|| format!("serving metrics on {at}"))?;
+        tracing::info!(%bound, "metrics at http://{bound}/metrics");
+    }
     let mut server = RunningServer::start(ServerConfig {
         listen: config.listen,
         store_url: config.store.clone(),

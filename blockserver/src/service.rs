@@ -24,6 +24,16 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+/// Shard bytes this server stored and served (`arbor_blockserver_bytes_total{direction}`).
+static BYTES: std::sync::LazyLock<arbor_proto::metrics::prometheus::IntCounterVec> =
+    std::sync::LazyLock::new(|| {
+        arbor_proto::metrics::counters(
+            "arbor_blockserver_bytes_total",
+            "Shard data bytes stored (written) and served (read) by this block server.",
+            &["direction"],
+        )
+    });
+
 /// Most data bytes per GetShard message.
 const READ_WINDOW: u64 = 1 << 20;
 /// A PutShard stream that sends nothing for this long is dropped.
@@ -217,6 +227,7 @@ impl ServerState {
         }
         let len = upload.data_len();
         let size = upload.finish().await?;
+        BYTES.with_label_values(&["written"]).inc_by(len);
         self.record_put(key, size);
         tracing::debug!(%key, len, "shard stored");
         Ok(len)
@@ -268,6 +279,9 @@ impl ServerState {
                     .unwrap_or_default(),
             };
             first = false;
+            BYTES
+                .with_label_values(&["read"])
+                .inc_by(msg.data.len() as u64);
             if tx.send(Ok(msg)).await.is_err() {
                 // The reader went away.
                 return Ok(());

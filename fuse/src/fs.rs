@@ -28,6 +28,7 @@ use crate::errno::errno_of;
 use crate::files::OpenFiles;
 use crate::fresh::FreshDirs;
 use crate::inodes::{Inodes, ROOT};
+use crate::metrics;
 use crate::options::MountOptions;
 use crate::statuses::Statuses;
 
@@ -117,12 +118,18 @@ impl ArborFs {
         self.shared.clone()
     }
 
-    fn spawn<F, Fut>(&self, f: F)
+    /// Runs the kernel request `op` as a task, counted and timed.
+    fn spawn<F, Fut>(&self, op: &'static str, f: F)
     where
         F: FnOnce(Arc<Shared>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.rt.spawn(f(self.shared.clone()));
+        let task = f(self.shared.clone());
+        self.rt.spawn(async move {
+            let start = std::time::Instant::now();
+            task.await;
+            metrics::answered(op, start.elapsed());
+        });
     }
 }
 
@@ -274,7 +281,7 @@ impl Shared {
                 &attr,
                 Generation(0),
             ),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(metrics::failed("answer_entry", e)),
         }
     }
 
@@ -485,9 +492,10 @@ impl Filesystem for ArborFs {
             .and_then(|n| self.shared.fresh.absent(parent.0, n))
         {
             reply.entry_with_ttls(&left, &left, &attr::absent(), Generation(0));
+            metrics::from_cache("lookup");
             return;
         }
-        self.spawn(move |s| async move {
+        self.spawn("lookup", move |s| async move {
             match s.lookup(c, parent.0, &name).await {
                 // A negative entry: the kernel remembers the name's absence for the entry
                 // timeout, as it remembers names that exist.
@@ -516,18 +524,20 @@ impl Filesystem for ArborFs {
                 .min(crate::options::UNWATCHED_TIMEOUT),
         ) {
             reply.attr(&self.shared.opts.attr_timeout, &self.shared.attr(&status));
+            metrics::from_cache("getattr");
             return;
         }
         if !self.shared.files.writing(ino.0)
             && let Some((status, left)) = self.shared.statuses.get(ino.0)
         {
             reply.attr(&left, &self.shared.attr(&status));
+            metrics::from_cache("getattr");
             return;
         }
-        self.spawn(move |s| async move {
+        self.spawn("getattr", move |s| async move {
             match s.stat(c, ino.0).await {
                 Ok(status) => reply.attr(&s.opts.attr_timeout, &s.attr(&status)),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("getattr", e)),
             }
         });
     }
@@ -551,20 +561,20 @@ impl Filesystem for ArborFs {
         reply: ReplyAttr,
     ) {
         let c = Caller::of(req);
-        self.spawn(move |s| async move {
+        self.spawn("setattr", move |s| async move {
             match s
                 .setattr(c, ino.0, mode, uid, gid, size, atime, mtime)
                 .await
             {
                 Ok(attr) => reply.attr(&s.opts.attr_timeout, &attr),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("setattr", e)),
             }
         });
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         let c = Caller::of(req);
-        self.spawn(move |s| async move {
+        self.spawn("readlink", move |s| async move {
             let res = async {
                 let path = s.inodes.path(ino.0)?;
                 s.client(c).readlink(&path).await.map_err(|e| errno_of(&e))
@@ -572,7 +582,7 @@ impl Filesystem for ArborFs {
             .await;
             match res {
                 Ok(target) => reply.data(target.as_bytes()),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("readlink", e)),
             }
         });
     }
@@ -595,7 +605,7 @@ impl Filesystem for ArborFs {
         }
         let c = Caller::of(req);
         let name = name.to_owned();
-        self.spawn(move |s| async move {
+        self.spawn("mknod", move |s| async move {
             let res = async {
                 let name = name_of(&name)?;
                 let path = s.inodes.child_path(parent.0, &name)?;
@@ -622,7 +632,7 @@ impl Filesystem for ArborFs {
     ) {
         let c = Caller::of(req);
         let name = name.to_owned();
-        self.spawn(move |s| async move {
+        self.spawn("mkdir", move |s| async move {
             let res = async {
                 let name = name_of(&name)?;
                 let path = s.inodes.child_path(parent.0, &name)?;
@@ -657,7 +667,7 @@ impl Filesystem for ArborFs {
         let c = Caller::of(req);
         let name = link_name.to_owned();
         let target = target.to_owned();
-        self.spawn(move |s| async move {
+        self.spawn("symlink", move |s| async move {
             let res = async {
                 let name = name_of(&name)?;
                 let target = target.to_str().ok_or(Errno::EINVAL)?;
@@ -686,13 +696,13 @@ impl Filesystem for ArborFs {
     ) {
         let c = Caller::of(req);
         let (name, newname) = (name.to_owned(), newname.to_owned());
-        self.spawn(move |s| async move {
+        self.spawn("rename", move |s| async move {
             match s
                 .rename(c, parent.0, &name, newparent.0, &newname, flags)
                 .await
             {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("rename", e)),
             }
         });
     }
@@ -711,10 +721,10 @@ impl Filesystem for ArborFs {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let c = Caller::of(req);
-        self.spawn(move |s| async move {
+        self.spawn("open", move |s| async move {
             match s.open(c, ino.0, flags).await {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("open", e)),
             }
         });
     }
@@ -730,10 +740,10 @@ impl Filesystem for ArborFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.spawn(move |s| async move {
+        self.spawn("read", move |s| async move {
             match s.files.read(fh.0, offset, size).await {
                 Ok(data) => reply.data(&data),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("read", e)),
             }
         });
     }
@@ -751,7 +761,7 @@ impl Filesystem for ArborFs {
         reply: ReplyWrite,
     ) {
         let data = data.to_vec();
-        self.spawn(move |s| async move {
+        self.spawn("write", move |s| async move {
             let res = async {
                 let path = s.inodes.path(ino.0)?;
                 s.files.write(fh.0, &path, offset, &data).await
@@ -759,7 +769,7 @@ impl Filesystem for ArborFs {
             .await;
             match res {
                 Ok(n) => reply.written(n),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("write", e)),
             }
         });
     }
@@ -772,13 +782,13 @@ impl Filesystem for ArborFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.spawn(move |s| async move {
+        self.spawn("flush", move |s| async move {
             match s.files.flush(fh.0).await {
                 Ok(status) => {
                     s.closed(status);
                     reply.ok()
                 }
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("flush", e)),
             }
         });
     }
@@ -793,13 +803,13 @@ impl Filesystem for ArborFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(move |s| async move {
+        self.spawn("release", move |s| async move {
             match s.files.release(fh.0).await {
                 Ok(status) => {
                     s.closed(status);
                     reply.ok()
                 }
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("release", e)),
             }
         });
     }
@@ -812,20 +822,20 @@ impl Filesystem for ArborFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(move |s| async move {
+        self.spawn("fsync", move |s| async move {
             match s.files.sync(fh.0).await {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("fsync", e)),
             }
         });
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let c = Caller::of(req);
-        self.spawn(move |s| async move {
+        self.spawn("opendir", move |s| async move {
             match s.list(c, ino.0).await {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("opendir", e)),
             }
         });
     }
@@ -840,7 +850,7 @@ impl Filesystem for ArborFs {
     ) {
         let entries = match self.shared.listing(fh.0) {
             Ok(e) => e,
-            Err(e) => return reply.error(e),
+            Err(e) => return reply.error(metrics::failed("readdir", e)),
         };
         let parent = self.shared.inodes.parent(ino.0).unwrap_or(ROOT);
         let mut i = offset;
@@ -872,7 +882,7 @@ impl Filesystem for ArborFs {
         let s = &self.shared;
         let entries = match s.listing(fh.0) {
             Ok(e) => e,
-            Err(e) => return reply.error(e),
+            Err(e) => return reply.error(metrics::failed("readdirplus", e)),
         };
         let ttl = s.opts.entry_timeout;
         let mut i = offset;
@@ -951,7 +961,7 @@ impl Filesystem for ArborFs {
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let c = Caller::of(req);
-        self.spawn(move |s| async move {
+        self.spawn("statfs", move |s| async move {
             match s.statfs(c).await {
                 Ok((cap, used)) => {
                     let bsize: u64 = 4096;
@@ -968,7 +978,7 @@ impl Filesystem for ArborFs {
                         bsize as u32,
                     )
                 }
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("statfs", e)),
             }
         });
     }
@@ -986,7 +996,7 @@ impl Filesystem for ArborFs {
         let c = Caller::of(req);
         let name = name.to_owned();
         let value = value.to_vec();
-        self.spawn(move |s| async move {
+        self.spawn("setxattr", move |s| async move {
             let res = async {
                 let name = name.to_str().ok_or(Errno::EINVAL)?;
                 if unsupported_xattr(name) {
@@ -1009,7 +1019,7 @@ impl Filesystem for ArborFs {
             .await;
             match res {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("setxattr", e)),
             }
         });
     }
@@ -1017,17 +1027,17 @@ impl Filesystem for ArborFs {
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let c = Caller::of(req);
         let name = name.to_owned();
-        self.spawn(move |s| async move {
+        self.spawn("getxattr", move |s| async move {
             match s.getxattr(c, ino.0, &name).await {
                 Ok(value) => reply_xattr(&value, size, reply),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("getxattr", e)),
             }
         });
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let c = Caller::of(req);
-        self.spawn(move |s| async move {
+        self.spawn("listxattr", move |s| async move {
             let res = async {
                 let path = s.inodes.path(ino.0)?;
                 s.client(c)
@@ -1045,7 +1055,7 @@ impl Filesystem for ArborFs {
                     }
                     reply_xattr(&names, size, reply)
                 }
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("listxattr", e)),
             }
         });
     }
@@ -1053,7 +1063,7 @@ impl Filesystem for ArborFs {
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let c = Caller::of(req);
         let name = name.to_owned();
-        self.spawn(move |s| async move {
+        self.spawn("removexattr", move |s| async move {
             let res = async {
                 let name = name.to_str().ok_or(Errno::EINVAL)?;
                 if unsupported_xattr(name) {
@@ -1069,7 +1079,7 @@ impl Filesystem for ArborFs {
             .await;
             match res {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("removexattr", e)),
             }
         });
     }
@@ -1077,10 +1087,10 @@ impl Filesystem for ArborFs {
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         let c = Caller::of(req);
         let mask = mask.bits();
-        self.spawn(move |s| async move {
+        self.spawn("access", move |s| async move {
             match s.access(c, ino.0, mask).await {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("access", e)),
             }
         });
     }
@@ -1097,7 +1107,7 @@ impl Filesystem for ArborFs {
     ) {
         let c = Caller::of(req);
         let name = name.to_owned();
-        self.spawn(move |s| async move {
+        self.spawn("create", move |s| async move {
             match s.create(c, parent.0, &name, mode, flags).await {
                 Ok((attr, fh)) => reply.created(
                     &s.opts.entry_timeout,
@@ -1106,7 +1116,7 @@ impl Filesystem for ArborFs {
                     FileHandle(fh),
                     FopenFlags::empty(),
                 ),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("create", e)),
             }
         });
     }
@@ -1116,7 +1126,7 @@ impl ArborFs {
     fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, dir: bool, reply: ReplyEmpty) {
         let c = Caller::of(req);
         let name = name.to_owned();
-        self.spawn(move |s| async move {
+        self.spawn("remove", move |s| async move {
             let res = async {
                 let name = name_of(&name)?;
                 let path = s.inodes.child_path(parent.0, &name)?;
@@ -1141,7 +1151,7 @@ impl ArborFs {
             .await;
             match res {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(e),
+                Err(e) => reply.error(metrics::failed("remove", e)),
             }
         });
     }

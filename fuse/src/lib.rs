@@ -11,6 +11,7 @@
 //! - [`attr`]: file status → kernel attributes; the local mode-bit check.
 //! - [`callers`]: the request's uid/gid → an identity (with supplementary groups) → a client.
 //! - [`errno`]: Arbor error codes → errno, in one place.
+//! - [`metrics`]: what the mount counts for Prometheus.
 //! - [`options`]: `-o` mount options.
 //! - [`mount`]: mounting, serving, unmounting, background mode.
 
@@ -23,6 +24,7 @@ pub mod files;
 pub mod fresh;
 pub mod fs;
 pub mod inodes;
+pub mod metrics;
 pub mod mount;
 pub mod options;
 pub mod statuses;

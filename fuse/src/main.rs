@@ -30,6 +30,9 @@ struct Args {
     /// Serve in the foreground (the default).
     #[arg(short = 'f', long, conflicts_with = "background")]
     foreground: bool,
+    /// Serve Prometheus metrics on http://ADDR/metrics (off when not given).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Where the background process logs (default: nowhere).
     #[arg(long, env = "ARBOR_MOUNT_LOG")]
     log_file: Option<PathBuf>,
@@ -74,6 +77,7 @@ fn run(child: bool) -> anyhow::Result<()> {
         mountpoint: args.mountpoint,
         namenodes: arbor_client::client::split_list(&args.namenode),
         options,
+        metrics_listen: args.metrics_listen,
     };
     arbor_fuse::serve(&cfg, || {
         if child {

@@ -32,6 +32,8 @@ pub struct MountConfig {
     pub mountpoint: PathBuf,
     pub namenodes: Vec<String>,
     pub options: MountOptions,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Mounts and serves until unmounted; `on_ready` runs once the kernel talks to the mount.
@@ -55,6 +57,10 @@ pub fn serve(cfg: &MountConfig, on_ready: impl FnOnce()) -> Result<(), MountErro
         client.stat("/").await?;
         Ok::<Client, arbor_client::Error>(client)
     })?;
+    if let Some(at) = cfg.metrics_listen {
+        let bound = rt.block_on(arbor_proto::metrics::serve(at))?;
+        tracing::info!(%bound, "metrics at http://{bound}/metrics");
+    }
     let mut options = cfg.options.clone();
     let tails = if options.watch {
         match rt.block_on(Tails::open(&client)) {

@@ -29,6 +29,7 @@ use crate::intent::{
     self, DecideOutcome, IntentSummary, Participant, PrepareOutcome, ResolveOutcome, Step,
 };
 use crate::keyspace::{self, DATA};
+use crate::metrics;
 use crate::overlay::{self, Backlog, ReadOverlay};
 use crate::txn::{self, CommitOutcome, View};
 use crate::wal::{self, LogRecord, Op, Wal};
@@ -391,6 +392,7 @@ impl Committer {
         self.stats
             .requests
             .fetch_add(requests.len() as u64, Ordering::Relaxed);
+        metrics::GROUP_REQUESTS.observe(requests.len() as f64);
         let mut b = Building {
             first_seq: self.next_seq,
             ..Default::default()
@@ -435,6 +437,12 @@ impl Committer {
                         };
                         txn::commit(body, &view, participant.lock().locks())
                     };
+                    let label = match &result {
+                        Err(_) => "error",
+                        Ok(Err(_)) => "conflict",
+                        Ok(Ok(_)) => "committed",
+                    };
+                    metrics::COMMITS.with_label_values(&[label]).inc();
                     let outcome = match result {
                         Err(e) => Err(e),
                         Ok(Err(c)) => Ok(CommitOutcome::Conflict(c)),
@@ -458,6 +466,7 @@ impl Committer {
                         };
                         participant.lock().prepare(req, &view, wall_ms())
                     };
+                    metrics::TWO_PHASE.with_label_values(&["prepare"]).inc();
                     let outcome = self.step(&mut b, overlay, txn_id, result);
                     b.dones.push(done(reply, outcome));
                 }
@@ -475,6 +484,7 @@ impl Committer {
                             .lock()
                             .decide(&txn_id, commit, &view, wall_ms(), self.next_seq)
                     };
+                    metrics::TWO_PHASE.with_label_values(&["decide"]).inc();
                     let outcome = self.step(&mut b, overlay, txn_id, result);
                     b.dones.push(done(reply, outcome));
                 }
@@ -488,6 +498,7 @@ impl Committer {
                             .lock()
                             .resolve(&txn_id, &view, wall_ms(), self.next_seq)
                     };
+                    metrics::TWO_PHASE.with_label_values(&["resolve"]).inc();
                     let outcome = self.step(&mut b, overlay, txn_id, result);
                     b.dones.push(done(reply, outcome));
                 }
@@ -628,6 +639,7 @@ fn run_syncer(jobs: Arc<Mutex<std::sync::mpsc::Receiver<SyncJob>>>, stats: Arc<S
             .sync_data()
             .map_err(|e| format!("log sync failed: {e}"));
         add_elapsed(&stats.sync_us, syncing);
+        metrics::FDATASYNC_SECONDS.observe(syncing.elapsed().as_secs_f64());
         stats.syncs.fetch_add(1, Ordering::Relaxed);
         // The applier may be gone after a failure; nothing waits for this answer then.
         let _ = job.done.send(result);

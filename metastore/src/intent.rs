@@ -268,6 +268,7 @@ impl Participant {
             stamp: self.stamp,
         };
         self.intents.insert(held.intent.req.txn_id.clone(), held);
+        crate::metrics::INTENTS_OPEN.set(self.intents.len() as i64);
     }
 
     /// The stamp of the latest prepare: intents stamped later were prepared after this call.
@@ -496,7 +497,9 @@ impl Participant {
     /// The intent is decided by the record logged at `seq`: it keeps its locks until that
     /// record is durable and visible.
     fn retire(&mut self, txn_id: &[u8], seq: u64) {
-        if let Some(held) = self.intents.remove(txn_id) {
+        let removed = self.intents.remove(txn_id);
+        crate::metrics::INTENTS_OPEN.set(self.intents.len() as i64);
+        if let Some(held) = removed {
             // A retiring id has a logged record, so it cannot be prepared (and retired) again
             // before it is applied; should it be, the older entry's locks must not leak.
             if let Some(old) = self

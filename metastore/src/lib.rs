@@ -22,6 +22,7 @@ pub mod intent;
 pub mod keyspace;
 pub mod leases;
 pub mod locks;
+pub mod metrics;
 pub mod overlay;
 pub mod read_resolve;
 pub mod resolver;

@@ -49,6 +49,9 @@ struct Args {
     /// Transaction records are swept once older than this many seconds.
     #[arg(long, env = "ARBOR_METASTORE_TXN_RECORD_TTL_S", default_value_t = 3600)]
     txn_record_ttl_s: u64,
+    /// Serve Prometheus metrics on http://ADDR/metrics (off when not given).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -71,6 +74,12 @@ async fn main() -> anyhow::Result<()> {
     config.segment_bytes = args.segment_mb.max(1) << 20;
     config.txn_record_ttl = Duration::from_secs(args.txn_record_ttl_s);
     tracing::info!(?config, listen = %args.listen, "starting metastore shard");
+    if let Some(at) = args.metrics_listen {
+        let bound = arbor_proto::metrics::serve(at)
+            .await
+            .with_context(|| format!("serving metrics on {at}"))?;
+        tracing::info!(%bound, "metrics at http://{bound}/metrics");
+    }
 
     let shard = Shard::open(config)
         .await

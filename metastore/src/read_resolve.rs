@@ -44,6 +44,7 @@ pub(crate) async fn settle(shard: &Shard, reads: &ReadSet<'_>) -> Result<()> {
     if writers.is_empty() {
         return Ok(());
     }
+    crate::metrics::INTENT_WAITS.inc();
     let deadline = Instant::now() + shard.config().intent_timeout + BLOCKED_SLACK;
     let mut backoff = BACKOFF_FIRST;
     loop {

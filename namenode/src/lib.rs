@@ -15,6 +15,7 @@ pub mod fault;
 pub mod format;
 pub mod keys;
 pub mod memstore;
+pub mod metrics;
 pub mod sharded;
 pub mod txn;
 

@@ -88,6 +88,9 @@ struct Config {
     /// such as 90s, 6h, 1d; 0 turns trash off.
     #[arg(long, env = "ARBOR_TRASH_INTERVAL", default_value = "0", value_parser = trash_interval)]
     trash_interval: Duration,
+    /// Serve Prometheus metrics on http://ADDR/metrics (off when not given).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// The search service's address, reported to clients.
     #[arg(long, env = "ARBOR_SEARCH", default_value = "")]
     search: String,
@@ -168,6 +171,12 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     tracing::info!(?config, "starting");
     let data = config.data()?;
+    if let Some(at) = config.metrics_listen {
+        let bound = arbor_proto::metrics::serve(at)
+            .await
+            .with_context(|| format!("serving metrics on {at}"))?;
+        tracing::info!(%bound, "metrics at http://{bound}/metrics");
+    }
 
     let store = ShardedStore::connect(StoreConfig {
         metastores: config.metastore.clone(),

@@ -32,6 +32,16 @@ const CHECKPOINT_FORMAT: &str = "%y%m%d%H%M%S";
 /// Entries listed per page.
 const PAGE: u32 = 1000;
 
+static TRASH_DELETED: std::sync::LazyLock<arbor_proto::metrics::prometheus::IntCounter> =
+    std::sync::LazyLock::new(|| {
+        arbor_proto::metrics::counters(
+            "arbor_namenode_trash_checkpoints_deleted_total",
+            "Trash checkpoints the leader deleted once older than the trash interval.",
+            &[],
+        )
+        .with_label_values::<&str>(&[])
+    });
+
 /// The trash of user `user`.
 pub fn root_of(user: &str) -> String {
     format!("{USERS}/{user}/{TRASH}")
@@ -166,6 +176,7 @@ pub async fn run<S: Store>(
                     }
                     for path in r.deleted {
                         tracing::info!(%path, "old trash checkpoint deleted");
+                        TRASH_DELETED.inc();
                     }
                 }
                 Err(e) => tracing::warn!(user, error = %e, "emptying the trash failed"),

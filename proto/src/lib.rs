@@ -1,7 +1,8 @@
 //! Arbor's wire types: the metastore shard API, the namenode API, the records the namenodes
 //! keep in the metastore, the block server API and the search API. Everything here is
-//! generated from `proto/*.proto`, plus the one convention every side shares: how an Arbor
-//! error code rides on a gRPC status.
+//! generated from `proto/*.proto`, plus what every side shares: how an Arbor error code rides
+//! on a gRPC status (`error`), how servers are built (`serve`), and the metrics every process
+//! exports (`metrics`).
 
 pub mod metastore {
     tonic::include_proto!("arbor.metastore");
@@ -24,4 +25,5 @@ pub mod search {
 }
 
 pub mod error;
+pub mod metrics;
 pub mod serve;

@@ -12,6 +12,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tower::layer::util::{Identity, Stack};
+
+use crate::metrics::RpcMetricsLayer;
 
 /// How often an idle HTTP/2 connection is pinged, and how long a ping may go unanswered.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -24,9 +27,11 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
         .with_keepalive(Some(KEEPALIVE_INTERVAL))
 }
 
-/// A server builder with the settings every Arbor server shares.
-pub fn server() -> Server {
+/// A server builder with the settings every Arbor server shares, counting and timing every
+/// call it answers (see `metrics`).
+pub fn server() -> Server<Stack<RpcMetricsLayer, Identity>> {
     Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .layer(RpcMetricsLayer)
 }

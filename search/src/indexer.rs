@@ -100,12 +100,27 @@ impl Shared {
     }
 }
 
+/// How long the oldest change of each index commit waited to become searchable.
+static LAG_SECONDS: std::sync::LazyLock<arbor_proto::metrics::prometheus::Histogram> =
+    std::sync::LazyLock::new(|| {
+        arbor_proto::metrics::histograms(
+            "arbor_search_lag_seconds",
+            "From a change's commit to the index commit that makes it searchable (the oldest \
+             change of each index commit).",
+            &[],
+            &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0],
+        )
+        .with_label_values::<&str>(&[])
+    });
+
 /// The applier's state: moved between the async side and its blocking thread.
 struct State {
     store: IndexStore,
     ns: Namespace,
     payload: Payload,
     dirs: Arc<DirMap>,
+    /// The commit clock of the oldest change applied since the last index commit.
+    oldest_pending_hlc: Option<u64>,
 }
 
 impl State {
@@ -114,6 +129,11 @@ impl State {
         let changed = self.ns.take_dirty();
         self.store.write(changed)?;
         let searcher = self.store.commit(&self.payload)?;
+        if let Some(hlc) = self.oldest_pending_hlc.take() {
+            let changed_ms = (hlc >> 16) as i64;
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            LAG_SECONDS.observe(now_ms.saturating_sub(changed_ms).max(0) as f64 / 1000.0);
+        }
         if self.ns.take_dirs_changed() {
             self.dirs = Arc::new(self.ns.dirs().clone());
         }
@@ -152,6 +172,7 @@ pub async fn start(config: Config) -> Result<Arc<Shared>> {
         ns,
         payload: payload.unwrap_or_default(),
         dirs: dirs.clone(),
+        oldest_pending_hlc: None,
     };
     let shared = Arc::new(Shared {
         fields,
@@ -266,6 +287,7 @@ async fn reload(state: State) -> Result<State> {
         ns,
         payload: payload.unwrap_or_default(),
         dirs,
+        oldest_pending_hlc: None,
     })
 }
 
@@ -423,6 +445,9 @@ fn apply_loop(
                         match rows::decode(&row.key, &row.value, row.deleted) {
                             Ok(r) => {
                                 state.ns.apply(&r, rec.seq, rec.hlc);
+                                state.oldest_pending_hlc = Some(
+                                    state.oldest_pending_hlc.map_or(rec.hlc, |h| h.min(rec.hlc)),
+                                );
                             }
                             Err(e) => {
                                 tracing::warn!(shard, seq = rec.seq, error = %e, "skipping row")

@@ -36,6 +36,9 @@ struct Args {
     /// against the cost of small segments and their merges.
     #[arg(long, default_value_t = 1000)]
     commit_interval_ms: u64,
+    /// Serve Prometheus metrics on http://ADDR/metrics (off when not given).
+    #[arg(long)]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
@@ -50,6 +53,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     tracing::info!(?args, "starting search service");
+    if let Some(at) = args.metrics_listen {
+        let bound = arbor_proto::metrics::serve(at)
+            .await
+            .with_context(|| format!("serving metrics on {at}"))?;
+        tracing::info!(%bound, "metrics at http://{bound}/metrics");
+    }
     let namenodes: Vec<String> = args
         .namenode
         .split(',')

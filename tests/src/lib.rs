@@ -26,6 +26,7 @@ pub mod blockservers;
 pub mod cluster;
 pub mod data;
 pub mod emulators;
+pub mod metrics;
 pub mod mount;
 pub mod namespace;
 pub mod ports;

@@ -51,6 +51,8 @@ pub const DEFAULT_BLOCKSERVERS: u32 = 6;
 pub const DEV_EC_POLICY: &str = "RS-4-2-1024k";
 /// How long `arbor dfs -rm` keeps removed paths in the dev cluster's trash.
 pub const DEV_TRASH_INTERVAL: &str = "1d";
+/// Each process serves its Prometheus metrics on its gRPC port plus this.
+pub const METRICS_PORT_OFFSET: u16 = 1000;
 /// The environment variable the servers' tokio runtimes read their worker count from.
 pub const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
 
@@ -127,7 +129,25 @@ pub struct ChildSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub addr: String,
+    /// Where it serves its metrics (`http://…/metrics`).
+    pub metrics: String,
     pub log: PathBuf,
+}
+
+/// The metrics address of a process listening on `addr` (gRPC port + [`METRICS_PORT_OFFSET`]),
+/// and the flag that asks for it.
+fn metrics_of(addr: &str) -> Result<(String, [String; 2]), DevError> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .ok_or_else(|| DevError::Config(format!("bad address {addr}")))?;
+    let port = port.checked_add(METRICS_PORT_OFFSET).ok_or_else(|| {
+        DevError::Config(format!(
+            "metrics port {port}+{METRICS_PORT_OFFSET} is out of range"
+        ))
+    })?;
+    let at = format!("{host}:{port}");
+    Ok((at.clone(), ["--metrics-listen".into(), at]))
 }
 
 /// The processes of a cluster, shards first.
@@ -170,6 +190,7 @@ pub fn plan(cfg: &DevConfig, shards: u32, bin_dir: &Path) -> Result<Plan, DevErr
                 i.to_string(),
             ],
             addr,
+            metrics: String::new(),
             log: logs.join(format!("metastore-{i}.log")),
         });
     }
@@ -200,6 +221,7 @@ pub fn plan(cfg: &DevConfig, shards: u32, bin_dir: &Path) -> Result<Plan, DevErr
             program: bin_dir.join("arbor-namenode"),
             args,
             addr,
+            metrics: String::new(),
             log: logs.join(format!("namenode-{j}.log")),
         });
     }
@@ -234,6 +256,7 @@ pub fn plan(cfg: &DevConfig, shards: u32, bin_dir: &Path) -> Result<Plan, DevErr
                 all_namenodes.clone(),
             ],
             addr,
+            metrics: String::new(),
             log: logs.join(format!("blockserver-{n}.log")),
         });
     }
@@ -251,16 +274,29 @@ pub fn plan(cfg: &DevConfig, shards: u32, bin_dir: &Path) -> Result<Plan, DevErr
                 cfg.dir.join("search").display().to_string(),
             ],
             addr,
+            metrics: String::new(),
             log: logs.join("search.log"),
         })
         .into_iter()
         .collect();
-    Ok(Plan {
+    let mut plan = Plan {
         shards: shard_specs,
         namenodes: nn_specs,
         blockservers: bs_specs,
         search,
-    })
+    };
+    for spec in plan
+        .shards
+        .iter_mut()
+        .chain(&mut plan.namenodes)
+        .chain(&mut plan.blockservers)
+        .chain(&mut plan.search)
+    {
+        let (at, flag) = metrics_of(&spec.addr)?;
+        spec.metrics = at;
+        spec.args.extend(flag);
+    }
+    Ok(plan)
 }
 
 /// The shard count recorded in a dev directory's configuration file.
@@ -407,7 +443,10 @@ pub async fn run(cfg: DevConfig) -> Result<(), DevError> {
         .chain(&plan.blockservers)
         .chain(&plan.search)
     {
-        say(&format!("  {:<20} {}", spec.label, spec.addr));
+        say(&format!(
+            "  {:<20} {:<22} metrics http://{}/metrics",
+            spec.label, spec.addr, spec.metrics
+        ));
     }
     let nn_list = plan
         .namenodes
@@ -712,9 +751,12 @@ mod tests {
                 "--listen",
                 "127.0.0.1:19502",
                 "--shard",
-                "2"
+                "2",
+                "--metrics-listen",
+                "127.0.0.1:20502"
             ]
         );
+        assert_eq!(s2.metrics, "127.0.0.1:20502");
         assert_eq!(s2.log, PathBuf::from("/data/dev/logs/metastore-2.log"));
         let n1 = &p.namenodes[1];
         assert_eq!(n1.program, PathBuf::from("/bin/dir/arbor-namenode"));
@@ -730,7 +772,9 @@ mod tests {
                 "--trash-interval",
                 "1d",
                 "--search",
-                "127.0.0.1:19540"
+                "127.0.0.1:19540",
+                "--metrics-listen",
+                "127.0.0.1:20521"
             ]
         );
         assert_eq!(n1.addr, "127.0.0.1:19521");
@@ -748,7 +792,9 @@ mod tests {
                 "--store",
                 "file:///data/dev/blockserver-1",
                 "--namenode",
-                "127.0.0.1:19520,127.0.0.1:19521"
+                "127.0.0.1:19520,127.0.0.1:19521",
+                "--metrics-listen",
+                "127.0.0.1:20531"
             ]
         );
         assert_eq!(b1.log, PathBuf::from("/data/dev/logs/blockserver-1.log"));
@@ -798,6 +844,7 @@ mod tests {
             program: PathBuf::from("/bin/sh"),
             args: vec!["-c".into(), "echo booting; echo oops >&2; exit 3".into()],
             addr: "127.0.0.1:1".into(),
+            metrics: String::new(),
             log: dir.path().join("fake.log"),
         };
         let err = start(&spec).await.unwrap_err().to_string();
@@ -822,6 +869,7 @@ mod tests {
                 "echo 'fake listening on 127.0.0.1:1'; exec sleep 30".into(),
             ],
             addr: "127.0.0.1:1".into(),
+            metrics: String::new(),
             log: dir.path().join("fake.log"),
         };
         let mut child = start(&spec).await.unwrap();

@@ -64,14 +64,17 @@ impl RowCache {
     pub fn get(&self, key: &[u8]) -> Option<Versioned> {
         let now = Instant::now();
         let mut inner = self.inner.lock();
-        match inner.rows.get(key) {
+        let found = match inner.rows.get(key) {
             Some((row, until)) if *until > now => Some(row.clone()),
             Some(_) => {
                 inner.rows.pop(key);
                 None
             }
             None => None,
-        }
+        };
+        let result = if found.is_some() { "hit" } else { "miss" };
+        crate::metrics::ROW_CACHE.with_label_values(&[result]).inc();
+        found
     }
 
     /// Keeps `row` of `key`, read by a Get sent at `sent` with a lease: unless the row is

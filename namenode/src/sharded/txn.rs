@@ -215,6 +215,7 @@ impl ShardedTxn {
             };
             async move {
                 shared.counters.get_sent();
+                crate::metrics::sent(shard, "get");
                 let rows = shared
                     .client(shard)?
                     .get_leased(read)
@@ -251,6 +252,7 @@ async fn scan_page(
 ) -> Result<ScanPage, TxnError> {
     let shard = shared.routing.try_shard_of(route)?;
     shared.counters.scan_sent();
+    crate::metrics::sent(shard, "scan");
     let resp = shared
         .client(shard)?
         .scan(start, end, limit)
