@@ -70,6 +70,11 @@ if ! command -v fusermount3 >/dev/null 2>&1; then
   apt_install fuse3
 fi
 
+# --- A headless browser for the status page's test: Debian's Chromium. ----------------------
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium
+fi
+
 # --- S3 emulator: moto's server, from PyPI, in a venv of its own. ----------------------------
 venv=$tools/venv
 if [ ! -x "$venv/bin/moto_server" ]; then

@@ -14,8 +14,10 @@ use arbor_namenode::leader::{self, LeaseConfig};
 use arbor_namenode::ops::{Namespace, NsConfig};
 use arbor_namenode::service::{NamenodeService, ServiceInfo};
 use arbor_namenode::sharded::{ShardedStore, StoreConfig};
-use arbor_namenode::sweeper;
+use arbor_namenode::status::{PageInfo, StatusPage};
+use arbor_namenode::{registry, sweeper};
 use arbor_proto::namenode::namenode_server::NamenodeServer;
+use arbor_proto::records::NamenodeRecord;
 use clap::Parser;
 use tokio::sync::watch;
 
@@ -88,7 +90,8 @@ struct Config {
     /// such as 90s, 6h, 1d; 0 turns trash off.
     #[arg(long, env = "ARBOR_TRASH_INTERVAL", default_value = "0", value_parser = trash_interval)]
     trash_interval: Duration,
-    /// Serve Prometheus metrics on http://ADDR/metrics (off when not given).
+    /// Serve Prometheus metrics on http://ADDR/metrics and the cluster's status page on
+    /// http://ADDR/ (off when not given).
     #[arg(long)]
     metrics_listen: Option<std::net::SocketAddr>,
     /// The search service's address, reported to clients.
@@ -171,13 +174,6 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     tracing::info!(?config, "starting");
     let data = config.data()?;
-    if let Some(at) = config.metrics_listen {
-        let bound = arbor_proto::metrics::serve(at)
-            .await
-            .with_context(|| format!("serving metrics on {at}"))?;
-        tracing::info!(%bound, "metrics at http://{bound}/metrics");
-    }
-
     let store = ShardedStore::connect(StoreConfig {
         metastores: config.metastore.clone(),
         vparts: config.vparts,
@@ -240,7 +236,44 @@ async fn main() -> anyhow::Result<()> {
         ns.clone(),
         is_leader.clone(),
         config.trash_interval,
-        stop_rx,
+        stop_rx.clone(),
+    ));
+    let http_addr = match config.metrics_listen {
+        Some(at) => {
+            let page = Arc::new(StatusPage::new(
+                ns.clone(),
+                PageInfo {
+                    namenode_id: namenode_id.clone(),
+                    addr: addr.to_string(),
+                    search_addr: config.search.clone(),
+                },
+                is_leader.clone(),
+            ));
+            let pages = axum::Router::new().route(
+                "/",
+                axum::routing::get(move || {
+                    let page = page.clone();
+                    async move { axum::response::Html(page.render().await) }
+                }),
+            );
+            let bound = arbor_proto::metrics::serve_with(at, pages)
+                .await
+                .with_context(|| format!("serving metrics and the status page on {at}"))?;
+            tracing::info!(%bound, "status page at http://{bound}/, metrics at /metrics");
+            bound.to_string()
+        }
+        None => String::new(),
+    };
+    let registry_task = tokio::spawn(registry::run(
+        store.clone(),
+        NamenodeRecord {
+            id: namenode_id.clone(),
+            addr: addr.to_string(),
+            http_addr,
+            seen_ns: 0,
+        },
+        is_leader.clone(),
+        stop_rx.clone(),
     ));
     let service = NamenodeService::new(
         ns,
@@ -268,6 +301,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = sweep_task.await;
         let _ = repair_task.await;
         let _ = trash_task.await;
+        let _ = registry_task.await;
     })
     .await;
     Ok(())

@@ -8,12 +8,15 @@
 //!   `two_phase`, by outcome (`committed`, `conflict`, `unknown`, `failed`);
 //! - `arbor_namenode_row_cache_total{result}`: lookups of rows kept under a shard's read lease
 //!   (`hit`, `miss`);
-//! - `arbor_namenode_trash_checkpoints_deleted_total`: checkpoints the trash emptier removed.
+//! - `arbor_namenode_trash_checkpoints_deleted_total`: checkpoints the trash emptier removed;
+//! - `arbor_namenode_blocks_under_strength{state}`: blocks the leader's last repair pass found
+//!   missing shards (`degraded`) and those with too few good shards to rebuild (`missing`):
+//!   the repair queue.
 
 use std::sync::LazyLock;
 
-use arbor_proto::metrics::counters;
-use arbor_proto::metrics::prometheus::IntCounterVec;
+use arbor_proto::metrics::prometheus::{IntCounterVec, IntGaugeVec};
+use arbor_proto::metrics::{counters, gauges};
 
 pub static SHARD_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counters(
@@ -44,4 +47,21 @@ pub fn sent(shard: u32, kind: &str) {
     SHARD_REQUESTS
         .with_label_values(&[shard.to_string().as_str(), kind])
         .inc();
+}
+
+pub static UNDER_STRENGTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauges(
+        "arbor_namenode_blocks_under_strength",
+        "Blocks the leader's last repair pass found short of shards, by state (degraded: \
+         rebuilt from the others; missing: too few good shards to rebuild).",
+        &["state"],
+    )
+});
+
+/// (degraded, missing) blocks of the last repair pass on this namenode.
+pub fn under_strength() -> (i64, i64) {
+    (
+        UNDER_STRENGTH.with_label_values(&["degraded"]).get(),
+        UNDER_STRENGTH.with_label_values(&["missing"]).get(),
+    )
 }

@@ -106,9 +106,14 @@ pub fn render() -> String {
 /// Serves `GET /metrics` on `addr` in the background (inside a tokio runtime); returns the
 /// address bound (port 0 picks one).
 pub async fn serve(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    serve_with(addr, axum::Router::new()).await
+}
+
+/// [`serve`], with the process's own pages in `pages` beside `/metrics`.
+pub async fn serve_with(addr: SocketAddr, pages: axum::Router) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = axum::Router::new().route(
+    let app = pages.route(
         "/metrics",
         axum::routing::get(|| async {
             (

@@ -62,6 +62,8 @@ pub struct Config {
     pub data: Option<DataConfig>,
     /// How long removed paths stay in the trash (`--trash-interval`); `None`: no trash.
     pub trash_interval: Option<String>,
+    /// Each namenode serves its metrics and status page on a port of its own.
+    pub namenode_http: bool,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             store: StoreBackend::Local,
             data: None,
             trash_interval: None,
+            namenode_http: false,
         }
     }
 }
@@ -161,12 +164,12 @@ pub struct TestCluster {
     shards: Vec<Mutex<Slot>>,
     namenodes: Vec<Mutex<Slot>>,
     blockservers: Vec<Mutex<Slot>>,
+    /// Each namenode's HTTP port (metrics, status page), when the config asks for them.
+    namenode_http: Vec<u16>,
     moto: Option<Moto>,
     azurite: Option<Azurite>,
 }
 
-/// The identity the harness's clients and CLI act as: the cluster's superuser, whoever runs
-/// the tests. Scenarios about permissions pick their own identity.
 /// Commits per operation: (single-shard, two-phase).
 pub type Commits = std::collections::BTreeMap<String, (u64, u64)>;
 
@@ -184,6 +187,8 @@ pub fn commits_between(before: &Commits, after: &Commits) -> Commits {
         .collect()
 }
 
+/// The identity the harness's clients and CLI act as: the cluster's superuser, whoever runs
+/// the tests. Scenarios about permissions pick their own identity.
 pub fn superuser() -> Identity {
     Identity {
         uid: 0,
@@ -246,7 +251,13 @@ impl TestCluster {
             .expect("create the cluster's temp dir");
         let root = dir.path().to_path_buf();
         std::fs::create_dir_all(root.join("logs")).expect("create the logs dir");
-        let ports = ports::free_ports(config.shards + config.namenodes + config.blockservers);
+        let http = if config.namenode_http {
+            config.namenodes
+        } else {
+            0
+        };
+        let ports =
+            ports::free_ports(config.shards + config.namenodes + config.blockservers + http);
         let slot = |port| {
             Mutex::new(Slot {
                 port,
@@ -257,7 +268,11 @@ impl TestCluster {
         let mut cluster = TestCluster {
             shards: ports[..s].iter().map(|&p| slot(p)).collect(),
             namenodes: ports[s..s + n].iter().map(|&p| slot(p)).collect(),
-            blockservers: ports[s + n..].iter().map(|&p| slot(p)).collect(),
+            blockservers: ports[s + n..ports.len() - http]
+                .iter()
+                .map(|&p| slot(p))
+                .collect(),
+            namenode_http: ports[ports.len() - http..].to_vec(),
             config,
             dir: Some(dir),
             root,
@@ -342,7 +357,7 @@ impl TestCluster {
                     ],
                 )
             }
-            Role::Namenode(_) => {
+            Role::Namenode(j) => {
                 let mut args = vec![
                     "--listen".into(),
                     addr,
@@ -358,6 +373,10 @@ impl TestCluster {
                 if let Some(t) = &self.config.trash_interval {
                     args.push("--trash-interval".into());
                     args.push(t.clone());
+                }
+                if let Some(port) = self.namenode_http.get(j) {
+                    args.push("--metrics-listen".into());
+                    args.push(format!("127.0.0.1:{port}"));
                 }
                 if let Some(d) = &self.config.data {
                     for (flag, value) in [
@@ -539,6 +558,15 @@ impl TestCluster {
             }
         }
         out
+    }
+
+    /// Where namenode `i` serves its metrics and status page (`Config::namenode_http`).
+    pub fn namenode_http(&self, i: usize) -> String {
+        let port = self
+            .namenode_http
+            .get(i)
+            .unwrap_or_else(|| panic!("namenode {i} has no HTTP port: set namenode_http"));
+        format!("127.0.0.1:{port}")
     }
 
     /// The raw gRPC client of namenode `i` (the caller builds each CallContext).

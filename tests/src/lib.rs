@@ -23,6 +23,7 @@
 
 pub mod bins;
 pub mod blockservers;
+pub mod browser;
 pub mod cluster;
 pub mod data;
 pub mod emulators;

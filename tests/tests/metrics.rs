@@ -186,6 +186,23 @@ async fn every_process_counts_what_a_workload_did() {
         );
         let calls = [("service", "blockserver"), ("method", "PutShard")];
         assert!(total(&bs, "arbor_rpc_requests_total", &calls) >= 6.0);
+        // The status page of the same cluster, in a browser, lists every process of it.
+        let page = arbor_tests::browser::rendered(&format!("http://{}/", metrics(base + 5))).await;
+        for (role, addr) in endpoints(base) {
+            let grpc = addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok())
+                .map(|p| format!("127.0.0.1:{}", p - 1000))
+                .expect("an address");
+            assert!(
+                page.contains(&grpc),
+                "the status page lists {role} {grpc}:\n{page}"
+            );
+        }
+        assert!(
+            page.contains("<span class=\"up\">up</span>"),
+            "search is up:\n{page}"
+        );
         // The search service indexes the changes and says how late.
         let start = Instant::now();
         loop {

@@ -454,6 +454,9 @@ pub async fn run(cfg: DevConfig) -> Result<(), DevError> {
         .map(|s| s.addr.clone())
         .collect::<Vec<_>>()
         .join(",");
+    if let Some(nn) = plan.namenodes.first() {
+        say(&format!("Status page: http://{}/", nn.metrics));
+    }
     say(&format!("Try: arbor --namenode {nn_list} dfs -ls /"));
     say("Press Ctrl-C to stop.");
 

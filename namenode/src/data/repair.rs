@@ -420,8 +420,18 @@ pub async fn run<S: Store, B: ShardService>(
             continue;
         }
         match run_once(&*store, &*shards, &config).await {
-            Ok(s) if s != RepairStats::default() => tracing::info!(?s, "data upkeep pass"),
-            Ok(_) => {}
+            Ok(s) => {
+                let gauge = &crate::metrics::UNDER_STRENGTH;
+                gauge
+                    .with_label_values(&["degraded"])
+                    .set(s.blocks_degraded as i64);
+                gauge
+                    .with_label_values(&["missing"])
+                    .set(s.blocks_missing as i64);
+                if s != RepairStats::default() {
+                    tracing::info!(?s, "data upkeep pass");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "data upkeep pass failed; retrying later"),
         }
     }

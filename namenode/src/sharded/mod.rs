@@ -147,6 +147,18 @@ impl ShardedStore {
         self.shared.routing.map()
     }
 
+    /// Shard `shard`'s own status (applied sequence, open intents, log retained).
+    pub async fn shard_status(
+        &self,
+        shard: u32,
+    ) -> Result<arbor_proto::metastore::StatusResponse, TxnError> {
+        self.shared
+            .client(shard)?
+            .status()
+            .await
+            .map_err(CallError::into_read_error)
+    }
+
     pub fn metastores(&self) -> &[String] {
         &self.metastores
     }
