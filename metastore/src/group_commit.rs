@@ -484,7 +484,8 @@ impl Committer {
                             .lock()
                             .decide(&txn_id, commit, &view, wall_ms(), self.next_seq)
                     };
-                    metrics::TWO_PHASE.with_label_values(&["decide"]).inc();
+                    let step = if commit { "commit" } else { "abort" };
+                    metrics::TWO_PHASE.with_label_values(&[step]).inc();
                     let outcome = self.step(&mut b, overlay, txn_id, result);
                     b.dones.push(done(reply, outcome));
                 }

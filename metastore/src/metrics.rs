@@ -3,8 +3,8 @@
 //!
 //! - `arbor_metastore_commits_total{outcome}`: single-shard commits, `committed` or
 //!   `conflict` (a read check failed) or `error`;
-//! - `arbor_metastore_2pc_total{step}`: two-phase steps taken here: `prepare`, `decide`,
-//!   `resolve`;
+//! - `arbor_metastore_2pc_total{step}`: two-phase steps taken here: `prepare`, the decision
+//!   `commit` or `abort`, and `resolve` (an expired intent settled by the shard itself);
 //! - `arbor_metastore_group_requests`: requests per commit group (how well commits share a
 //!   sync);
 //! - `arbor_metastore_fdatasync_seconds`: each sync of the log;
@@ -28,7 +28,7 @@ pub static COMMITS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static TWO_PHASE: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counters(
         "arbor_metastore_2pc_total",
-        "Two-phase commit steps taken on this shard (prepare, decide, resolve).",
+        "Two-phase commit steps taken on this shard (prepare, commit, abort, resolve).",
         &["step"],
     )
 });

@@ -645,6 +645,7 @@ impl Shard {
             rows,
             intent_timeout_ms: self.inner.config.intent_timeout.as_millis() as u64,
             first_retained_seq: self.first_retained_seq(),
+            log_bytes: self.inner.segments.total_bytes(),
         })
     }
 

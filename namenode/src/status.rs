@@ -198,8 +198,8 @@ impl StatusPage {
         // Shards.
         h.push_str(
             "<h2>Metadata shards</h2><table id=\"shards\"><tr><th>shard</th><th>address</th>\
-             <th>state</th><th>applied seq</th><th>commits/s</th><th>log records kept</th>\
-             <th>open intents</th><th>rows</th></tr>",
+             <th>state</th><th>applied seq</th><th>commits/s</th><th>log</th>\
+             <th>log records kept</th><th>open intents</th><th>rows</th></tr>",
         );
         let mut applied = HashMap::new();
         for (i, addr) in store.metastores().iter().enumerate() {
@@ -216,9 +216,11 @@ impl StatusPage {
                     let _ = write!(
                         h,
                         "<tr class=\"shard\"><td>{i}</td><td>{}</td><td class=\"up\">up</td>\
-                         <td>{}</td><td>{rate}</td><td>{kept}</td><td>{}</td><td>{}</td></tr>",
+                         <td>{}</td><td>{rate}</td><td>{}</td><td>{kept}</td><td>{}</td>\
+                         <td>{}</td></tr>",
                         esc(addr),
                         st.applied_seq,
+                        bytes(st.log_bytes),
                         st.intents.len(),
                         st.rows
                     );
@@ -227,7 +229,7 @@ impl StatusPage {
                     let _ = write!(
                         h,
                         "<tr class=\"shard\"><td>{i}</td><td>{}</td>\
-                         <td class=\"down\" title=\"{}\">down</td><td colspan=\"5\"></td></tr>",
+                         <td class=\"down\" title=\"{}\">down</td><td colspan=\"6\"></td></tr>",
                         esc(addr),
                         esc(&e)
                     );
