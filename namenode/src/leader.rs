@@ -95,6 +95,31 @@ pub async fn release<S: Store>(store: &S, holder: &[u8]) -> Result<(), NnError> 
     }
 }
 
+/// Runs `pass` once every `every` while this namenode leads (`leader` says so), until `stop`
+/// turns true: the shape of every background duty of the leader.
+pub async fn every_while_leading<F, Fut>(
+    every: Duration,
+    leader: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if *leader.borrow() {
+            pass().await;
+        }
+    }
+}
+
 /// Runs the lease loop until `stop` turns true; the receiver says "I am leader".
 pub fn spawn<S: Store>(
     store: Arc<S>,

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::attrs;
 use crate::data::servers;
+use crate::fsck::hex;
 use crate::leader;
 use crate::ops::{Namespace, content_summary};
 use crate::perm::Caller;
@@ -60,10 +61,6 @@ pub fn esc(s: &str) -> String {
         }
     }
     out
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A byte count for people: 1.5 GiB.

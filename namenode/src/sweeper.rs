@@ -66,23 +66,14 @@ pub async fn run<S: Store>(
     leader: watch::Receiver<bool>,
     ttl: Duration,
     every: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            return;
-        }
-        if !*leader.borrow() {
-            continue;
-        }
+    crate::leader::every_while_leading(every, leader, stop, || async {
         match sweep_once(&*store, ttl).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "swept expired retry records"),
             Err(e) => tracing::warn!(error = %e, "retry record sweep failed"),
         }
-    }
+    })
+    .await;
 }

@@ -144,28 +144,18 @@ pub async fn run<S: Store>(
     ns: std::sync::Arc<Namespace<S>>,
     leader: watch::Receiver<bool>,
     interval: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     if interval.is_zero() {
         return;
     }
     let root = Caller::root();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            return;
-        }
-        if !*leader.borrow() {
-            continue;
-        }
+    crate::leader::every_while_leading(interval, leader, stop, || async {
         let homes = match users(&ns, &root).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "listing the users' homes for trash failed");
-                continue;
+                return;
             }
         };
         for user in homes {
@@ -182,7 +172,8 @@ pub async fn run<S: Store>(
                 Err(e) => tracing::warn!(user, error = %e, "emptying the trash failed"),
             }
         }
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

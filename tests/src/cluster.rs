@@ -176,7 +176,14 @@ pub type Commits = std::collections::BTreeMap<String, (u64, u64)>;
 /// Commits of each operation between two counts, leaving out the namenodes' own background
 /// work (leader lease, sweeps, the deleter), which runs on its own clock.
 pub fn commits_between(before: &Commits, after: &Commits) -> Commits {
-    let background = ["leader", "sweep", "heartbeat", "renew_lease", "deleter"];
+    let background = [
+        "leader",
+        "sweep",
+        "heartbeat",
+        "renew_lease",
+        "deleter",
+        "registry",
+    ];
     after
         .iter()
         .filter(|(op, _)| !background.iter().any(|b| op.contains(b)))

@@ -406,19 +406,9 @@ pub async fn run<S: Store, B: ShardService>(
     leader: watch::Receiver<bool>,
     config: DataConfig,
     interval: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            return;
-        }
-        if !*leader.borrow() {
-            continue;
-        }
+    crate::leader::every_while_leading(interval, leader, stop, || async {
         match run_once(&*store, &*shards, &config).await {
             Ok(s) => {
                 let gauge = &crate::metrics::UNDER_STRENGTH;
@@ -434,5 +424,6 @@ pub async fn run<S: Store, B: ShardService>(
             }
             Err(e) => tracing::warn!(error = %e, "data upkeep pass failed; retrying later"),
         }
-    }
+    })
+    .await;
 }
