@@ -31,15 +31,6 @@ struct Table {
     names: HashMap<(u64, String), u64>,
 }
 
-/// What [`Inodes::named_elsewhere`] changed.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Renamed {
-    /// Where the inode was known before, if it moved.
-    pub from: Option<(u64, String)>,
-    /// The inode the name named before.
-    pub replaced: Option<u64>,
-}
-
 /// The inode table, shared by all request threads.
 pub struct Inodes {
     table: Mutex<Table>,
@@ -194,36 +185,12 @@ impl Inodes {
         self.lock().nodes.contains_key(&ino)
     }
 
-    /// Elsewhere, `name` in `parent` came to name `ino` (made there, or moved there). A known
-    /// `ino` follows it; the inode the name named before is detached.
-    pub fn named_elsewhere(&self, parent: u64, name: &str, ino: u64) -> Renamed {
-        let mut t = self.lock();
-        let key = (parent, name.to_string());
-        let mut out = Renamed::default();
-        if let Some(&old) = t.names.get(&key)
-            && old != ino
-        {
-            t.names.remove(&key);
-            if let Some(n) = t.nodes.get_mut(&old) {
-                n.detached = true;
-            }
-            out.replaced = Some(old);
-        }
-        let Some(node) = t.nodes.get_mut(&ino) else {
-            return out;
-        };
-        let from = (node.parent, node.name.clone());
-        node.parent = parent;
-        node.name = name.to_string();
-        node.detached = false;
-        if from != key {
-            if t.names.get(&from) == Some(&ino) {
-                t.names.remove(&from);
-            }
-            out.from = Some(from);
-        }
-        t.names.insert(key, ino);
-        out
+    /// Where the kernel knows `ino` to be: its (parent, name).
+    pub fn located(&self, ino: u64) -> Option<(u64, String)> {
+        self.lock()
+            .nodes
+            .get(&ino)
+            .map(|n| (n.parent, n.name.clone()))
     }
 
     /// The directory holding `ino`, if known.
@@ -298,22 +265,16 @@ mod tests {
     }
 
     #[test]
-    fn names_changed_elsewhere_move_known_inodes_and_detach_replaced_ones() {
+    fn names_and_places_read_back_as_the_kernel_knows_them() {
         let t = Inodes::new();
         t.remember(ROOT, "d", 5);
         t.remember(5, "f", 7);
-        t.remember(ROOT, "g", 8);
-        // f moved to /g elsewhere, replacing 8.
-        let r = t.named_elsewhere(ROOT, "g", 7);
-        assert_eq!(r.from, Some((5, "f".to_string())));
-        assert_eq!(r.replaced, Some(8));
-        assert_eq!(t.path(7).unwrap(), "/g");
+        assert_eq!(t.name_ino(5, "f"), Some(7));
+        assert_eq!(t.located(7), Some((5, "f".to_string())));
+        assert!(t.knows(5) && t.knows(7) && !t.knows(99));
+        t.renamed(5, "f", ROOT, "g");
         assert_eq!(t.name_ino(5, "f"), None);
-        assert_eq!(t.path(8), Err(Errno::ENOENT));
-        // The same name again is nothing new; an unknown inode is not taken in.
-        assert_eq!(t.named_elsewhere(ROOT, "g", 7), Renamed::default());
-        assert_eq!(t.named_elsewhere(5, "new", 99), Renamed::default());
-        assert!(!t.knows(99) && t.name_ino(5, "new").is_none());
-        assert!(t.knows(5) && t.knows(7));
+        assert_eq!(t.located(7), Some((ROOT, "g".to_string())));
+        assert_eq!(t.located(99), None);
     }
 }

@@ -12,12 +12,17 @@
 //! For each changed row:
 //! - a name made or re-pointed: the kernel's entry for it (negative or not) is dropped unless
 //!   this mount already knows the name names that inode; an inode known here under another
-//!   name follows it (and its old name is dropped too);
-//! - a name removed that this mount knows: the entry is dropped and the inode detached;
+//!   name has that entry dropped too;
+//! - a name removed that this mount knows: the entry is dropped;
 //! - an inode row changed after the status held here (by ctime and mtime), or when none is
 //!   held: the status, and the kernel's attributes and pages of the inode, are dropped;
 //! - a directory's counter row (its entry count and times) changed after the status held here:
 //!   the status and the kernel's attributes are dropped.
+//!
+//! An event is a past state: by the time it is looked at, this mount may have changed the same
+//! names again (git makes `config.lock`, renames it over `config`, and makes `config.lock`
+//! anew). So events only drop caches, never move or detach inodes in the table: the kernel's
+//! next lookup of a dropped name asks the namenode and records what is true now.
 //!
 //! Invariants: the kernel is told from a thread of its own, never from a request task (an
 //! entry invalidation waits for the directory's lock, which a request in flight holds); only
@@ -196,13 +201,13 @@ pub fn react(shared: &Shared, row: RowKind) -> Vec<Inval> {
             if shared.inodes.name_ino(parent, &name) == Some(ino) || !shared.inodes.knows(parent) {
                 return out;
             }
-            let moved = shared.inodes.named_elsewhere(parent, &name, ino);
-            if let Some(old) = moved.replaced {
-                shared.statuses.changed(old);
-                out.push(Inval::Inode(old, false));
-            }
-            if let Some((p, n)) = moved.from {
-                out.push(Inval::Entry(p, n));
+            // An inode known here under another name moved: its old entry goes too. The
+            // table itself is left to the kernel's next lookups: an event is a past state,
+            // and this mount may have changed the names since (a lock file made again).
+            if let Some(old) = shared.inodes.located(ino)
+                && old != (parent, name.clone())
+            {
+                out.push(Inval::Entry(old.0, old.1));
             }
             out.push(Inval::Entry(parent, name));
         }
@@ -212,7 +217,6 @@ pub fn react(shared: &Shared, row: RowKind) -> Vec<Inval> {
             value: None,
         } => {
             if let Some(ino) = shared.inodes.name_ino(parent, &name) {
-                shared.inodes.unlinked(parent, &name);
                 shared.statuses.changed(ino);
                 out.push(Inval::Entry(parent, name));
                 out.push(Inval::Inode(ino, false));

@@ -295,6 +295,45 @@ async fn names_made_or_moved_in_one_mount_show_in_another_long_before_the_entry_
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_file_made_renamed_over_and_made_again_keeps_working() {
+    // git's pattern for every change of .git/config: make config.lock (exclusively), write
+    // it, rename it over config, and soon make config.lock again. The change streams deliver
+    // each step a moment later, when the names already mean something else here.
+    within(secs(300), async {
+        let cluster = TestCluster::start(Config {
+            shards: 2,
+            namenodes: 2,
+            ..Config::default()
+        })
+        .await;
+        let m = Mount::start(&cluster, "");
+        let dir = m.at("repo");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let (lock, config) = (dir.join("config.lock"), dir.join("config"));
+        for i in 0..100 {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+                .unwrap_or_else(|e| panic!("round {i}: making config.lock: {e}"));
+            std::io::Write::write_all(&mut f, format!("round {i}\n").as_bytes())
+                .unwrap_or_else(|e| panic!("round {i}: writing config.lock: {e}"));
+            drop(f);
+            std::fs::rename(&lock, &config)
+                .unwrap_or_else(|e| panic!("round {i}: renaming over config: {e}"));
+        }
+        assert_eq!(
+            std::fs::read_to_string(&config).expect("read"),
+            "round 99\n"
+        );
+        assert!(!lock.exists());
+        drop(m);
+        assert!(cluster.fsck().await.healthy);
+    })
+    .await;
+}
+
 /// Waits up to 3 s (a tenth of the mount's 30 s cache timeouts) for `seen`.
 fn soon(what: &str, mut seen: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
