@@ -334,6 +334,45 @@ async fn a_lock_file_made_renamed_over_and_made_again_keeps_working() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mount_keeps_following_changes_across_shard_restarts() {
+    within(secs(300), async {
+        let cluster = TestCluster::start(Config {
+            shards: 2,
+            namenodes: 2,
+            ..Config::default()
+        })
+        .await;
+        let a = Mount::start(&cluster, "");
+        let b = Mount::start(&cluster, "");
+        std::fs::create_dir(a.at("d")).expect("mkdir");
+        std::fs::write(a.at("d/f"), b"one\n").expect("write in A");
+        assert_eq!(std::fs::metadata(b.at("d/f")).expect("stat in B").len(), 4);
+        // Every shard goes down and comes back (SIGKILL): B's streams break and resume where
+        // they stopped, so changes made afterwards still reach B long before its timeouts.
+        for i in 0..2 {
+            cluster.restart_shard(i).await;
+        }
+        std::fs::write(a.at("d/f"), b"two, longer\n").expect("rewrite in A");
+        std::fs::write(a.at("d/g"), b"new\n").expect("create in A");
+        let start = std::time::Instant::now();
+        loop {
+            let size = std::fs::metadata(b.at("d/f")).map(|m| m.len()).ok();
+            if size == Some(12) && b.at("d/g").exists() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "B still shows {size:?} for d/f and no d/g after the shards restarted"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop((a, b));
+        assert!(cluster.fsck().await.healthy);
+    })
+    .await;
+}
+
 /// Waits up to 3 s (a tenth of the mount's 30 s cache timeouts) for `seen`.
 fn soon(what: &str, mut seen: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
