@@ -30,6 +30,7 @@ use crate::fresh::FreshDirs;
 use crate::inodes::{Inodes, ROOT};
 use crate::metrics;
 use crate::options::MountOptions;
+use crate::pages::Pages;
 use crate::statuses::Statuses;
 
 /// Longest name a component may have (as on local file systems).
@@ -49,6 +50,7 @@ pub struct Shared {
     pub files: OpenFiles,
     pub fresh: FreshDirs,
     pub statuses: Statuses,
+    pub pages: Pages,
     dirs: std::sync::Mutex<std::collections::HashMap<u64, Listing>>,
     next_dir: AtomicU64,
     /// The namenode does not answer StatIno.
@@ -97,6 +99,7 @@ impl ArborFs {
                 inodes: Inodes::new(),
                 files: OpenFiles::new(),
                 statuses: Statuses::new(opts.attr_timeout),
+                pages: Pages::new(),
                 fresh: FreshDirs::new(if opts.default_permissions {
                     opts.entry_timeout
                 } else {
@@ -228,6 +231,7 @@ impl Shared {
         let path = self.inodes.path(ino)?;
         let err = |e: arbor_client::Error| errno_of(&e);
         if let Some(size) = size {
+            self.pages.forget(ino);
             match self.files.set_len(ino, &path, size).await {
                 Some(res) => res?,
                 None => {
@@ -349,7 +353,8 @@ impl Shared {
             .ok_or(Errno::EBADF)
     }
 
-    async fn open(&self, c: Caller, ino: u64, flags: OpenFlags) -> Result<u64, Errno> {
+    /// Opens `ino`; also whether the kernel may keep the file's pages (see `pages`).
+    async fn open(&self, c: Caller, ino: u64, flags: OpenFlags) -> Result<(u64, bool), Errno> {
         let (read, write) = match flags.acc_mode() {
             OpenAccMode::O_RDONLY => (true, false),
             OpenAccMode::O_WRONLY => (false, true),
@@ -367,13 +372,19 @@ impl Shared {
         let (fh, status) = self.files.open(&client, ino, read, write).await?;
         // The status read at open is the one the kernel must see now (close-to-open): it
         // replaces any older copy, and the kernel's own is dropped.
-        if let Some(status) = status {
-            self.statuses.fetched(&status);
-        } else {
-            self.statuses.changed(ino);
-        }
+        let keep = match status {
+            Some(status) => {
+                self.statuses.fetched(&status);
+                self.pages.opened(ino, &status) && !self.files.writing(ino)
+            }
+            None => {
+                self.statuses.changed(ino);
+                self.pages.forget(ino);
+                false
+            }
+        };
         self.invalidate_attrs(ino);
-        Ok(fh)
+        Ok((fh, keep))
     }
 
     async fn create(
@@ -723,7 +734,14 @@ impl Filesystem for ArborFs {
         let c = Caller::of(req);
         self.spawn("open", move |s| async move {
             match s.open(c, ino.0, flags).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Ok((fh, keep)) => {
+                    let flags = if keep {
+                        FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        FopenFlags::empty()
+                    };
+                    reply.opened(FileHandle(fh), flags)
+                }
                 Err(e) => reply.error(metrics::failed("open", e)),
             }
         });
@@ -762,6 +780,7 @@ impl Filesystem for ArborFs {
     ) {
         let data = data.to_vec();
         self.spawn("write", move |s| async move {
+            s.pages.forget(ino.0);
             let res = async {
                 let path = s.inodes.path(ino.0)?;
                 s.files.write(fh.0, &path, offset, &data).await

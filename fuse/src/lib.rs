@@ -4,6 +4,7 @@
 //!   caller's identity.
 //! - [`inodes`]: inode number → (parent, name), for the path-based namespace calls.
 //! - [`files`]: open files: readers, and one shared writer per inode.
+//! - [`pages`]: which file pages the kernel may keep across opens.
 //! - [`statuses`]: inode statuses kept across the kernel's invalidations after our changes.
 //! - [`watch`]: changes made elsewhere, from the shards' change streams, as kernel invalidations.
 //! - [`expiring`]: the bounded, timed map `statuses` and `fresh` keep their entries in.
@@ -27,6 +28,7 @@ pub mod inodes;
 pub mod metrics;
 pub mod mount;
 pub mod options;
+pub mod pages;
 pub mod statuses;
 pub mod watch;
 

@@ -238,6 +238,7 @@ pub fn react(shared: &Shared, row: RowKind) -> Vec<Inval> {
             };
             if newer {
                 shared.statuses.changed(ino);
+                shared.pages.forget(ino);
                 if shared.inodes.knows(ino) {
                     out.push(Inval::Inode(ino, value.is_some()));
                 }

@@ -411,6 +411,17 @@ async fn attributes_and_contents_changed_elsewhere_reach_a_mount_that_caches_for
             std::fs::read(b.at("d/f")).expect("read in B"),
             b"two, longer\n"
         );
+        // Read again, unchanged: B's kernel may keep the pages. Rewritten elsewhere with the
+        // same size: the next open in B must not serve the kept pages.
+        assert_eq!(
+            std::fs::read(b.at("d/f")).expect("read in B"),
+            b"two, longer\n"
+        );
+        std::fs::write(a.at("d/f"), b"TWO, LONGER\n").expect("same-size rewrite in A");
+        assert_eq!(
+            std::fs::read(b.at("d/f")).expect("read in B"),
+            b"TWO, LONGER\n"
+        );
         // A size changed elsewhere shows in B's stat (no open in B).
         std::fs::write(a.at("d/f"), b"three, longer still\n").expect("rewrite in A");
         soon("the new size", || {
