@@ -2,10 +2,11 @@
 //! on the metadata shards' change streams and turned into kernel cache invalidations, so the
 //! kernel may keep entries and attributes for long.
 //!
-//! Each shard's stream is tailed from the sequence the shard had applied when the mount
-//! started. A stream that breaks is resumed where it stopped, so a change is delayed, never
-//! missed; a log trimmed past that point drops this mount's own cached statuses and is logged
-//! (the kernel's entries then live out their timeout). Every batch is held back [`HOLD`]
+//! Each shard's stream is tailed (`arbor_search::tail`) from the sequence the shard had
+//! applied when the mount started. A stream that breaks is resumed where it stopped, so a
+//! change is delayed, never missed; a log trimmed past that point drops this mount's own
+//! cached statuses, is logged, and the shard is followed again from where it stands (the
+//! kernel's entries then live out their timeout). Every batch is held back [`HOLD`]
 //! before it is looked at: a change this mount made races the reply to its own call, and once
 //! that reply has landed the change is recognised below and costs nothing.
 //!
@@ -31,12 +32,12 @@
 //! this mount changes the data).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arbor_client::{Client, Error, ErrorCode};
-use arbor_proto::metastore::ChangeBatch;
 use arbor_search::rows::{self, RowKind};
-use arbor_search::shards::{self, Shard};
+use arbor_search::shards::Shard;
+use arbor_search::tail::{Tailed, tail};
 use fuser::INodeNo;
 use tokio::sync::mpsc;
 
@@ -46,8 +47,6 @@ use crate::fs::Shared;
 pub const HOLD: Duration = Duration::from_millis(30);
 /// Batches queued between the shards' tails and the reacting task.
 const QUEUE: usize = 256;
-/// Longest wait between two attempts to resume a broken stream.
-const MAX_RETRY: Duration = Duration::from_secs(3);
 
 /// What the kernel is told.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,14 +57,10 @@ pub enum Inval {
     Inode(u64, bool),
 }
 
-enum Tailed {
-    Batch(Instant, ChangeBatch),
-    /// A shard's log no longer holds where its tail stood.
-    Lost(u32),
-}
-
 /// The shards' change streams, tailed from where each shard stands now.
 pub struct Tails {
+    shards: Vec<Shard>,
+    tx: mpsc::Sender<Tailed>,
     rx: mpsc::Receiver<Tailed>,
 }
 
@@ -81,10 +76,12 @@ impl Tails {
             starts.push((shard, from));
         }
         let (tx, rx) = mpsc::channel(QUEUE);
+        let mut shards = Vec::new();
         for (shard, from) in starts {
+            shards.push(shard.clone());
             tokio::spawn(tail(shard, from, tx.clone()));
         }
-        Ok(Tails { rx })
+        Ok(Tails { shards, tx, rx })
     }
 
     /// Reacts to every change for `shared` from now on (inside the mount's runtime).
@@ -99,7 +96,7 @@ impl Tails {
                 }
             })
             .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
-        tokio::spawn(react_loop(shared, self.rx, itx));
+        tokio::spawn(react_loop(shared, self, itx));
         Ok(())
     }
 }
@@ -108,60 +105,10 @@ fn search_error(e: arbor_search::Error) -> Error {
     Error::new(ErrorCode::Unavailable, e.to_string())
 }
 
-async fn tail(shard: Shard, mut from: u64, tx: mpsc::Sender<Tailed>) {
-    let mut wait = Duration::from_millis(100);
-    loop {
-        let mut lost = false;
-        match shard.subscribe(from).await {
-            Ok(mut stream) => {
-                wait = Duration::from_millis(100);
-                loop {
-                    match stream.message().await {
-                        Ok(None) => break,
-                        Ok(Some(batch)) => {
-                            from = from.max(batch.through_seq + 1);
-                            if tx.send(Tailed::Batch(Instant::now(), batch)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(s) if shards::is_trimmed(&s) => {
-                            lost = true;
-                            break;
-                        }
-                        Err(s) => {
-                            tracing::warn!(shard = shard.index, status = %s, "change stream broke");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(arbor_search::Error::Trimmed { .. }) => lost = true,
-            Err(e) => tracing::warn!(shard = shard.index, error = %e, "subscribe failed"),
-        }
-        if lost {
-            if tx.send(Tailed::Lost(shard.index)).await.is_err() {
-                return;
-            }
-            if let Ok(st) = shard.status().await {
-                from = st.applied_seq + 1;
-            }
-        }
-        if tx.is_closed() {
-            return;
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(MAX_RETRY);
-    }
-}
-
-async fn react_loop(
-    shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<Tailed>,
-    kernel: std::sync::mpsc::Sender<Inval>,
-) {
-    while let Some(t) = rx.recv().await {
+async fn react_loop(shared: Arc<Shared>, mut tails: Tails, kernel: std::sync::mpsc::Sender<Inval>) {
+    while let Some(t) = tails.rx.recv().await {
         match t {
-            Tailed::Batch(at, batch) => {
+            Tailed::Batch { at, batch, .. } => {
                 tokio::time::sleep_until((at + HOLD).into()).await;
                 for row in batch.records.iter().flat_map(|r| &r.rows) {
                     match rows::decode(&row.key, &row.value, row.deleted) {
@@ -176,13 +123,27 @@ async fn react_loop(
                     }
                 }
             }
-            Tailed::Lost(shard) => {
+            Tailed::Trimmed(index) => {
                 tracing::warn!(
-                    shard,
+                    shard = index,
                     "changes of a shard were trimmed before this mount saw them; \
                      its cached entries may be stale until their timeout"
                 );
                 shared.statuses.clear();
+                // Follow the shard again from where it stands now.
+                let Some(shard) = tails.shards.get(index as usize).cloned() else {
+                    continue;
+                };
+                let tx = tails.tx.clone();
+                tokio::spawn(async move {
+                    loop {
+                        match shard.status().await {
+                            Ok(st) => return tail(shard, st.applied_seq + 1, tx).await,
+                            Err(e) => tracing::warn!(shard = index, error = %e, "shard status"),
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                });
             }
         }
     }

@@ -15,7 +15,7 @@
 use std::sync::LazyLock;
 
 use arbor_proto::metrics::prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
-use arbor_proto::metrics::{LATENCY_BUCKETS, counters, gauges, histograms};
+use arbor_proto::metrics::{LATENCY_BUCKETS, counter, counters, gauge, histogram};
 
 pub static COMMITS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counters(
@@ -34,39 +34,31 @@ pub static TWO_PHASE: LazyLock<IntCounterVec> = LazyLock::new(|| {
 });
 
 pub static GROUP_REQUESTS: LazyLock<Histogram> = LazyLock::new(|| {
-    histograms(
+    histogram(
         "arbor_metastore_group_requests",
         "Requests in each commit group (one log write and one sync for all of them).",
-        &[],
         &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
     )
-    .with_label_values::<&str>(&[])
 });
 
 pub static FDATASYNC_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
-    histograms(
+    histogram(
         "arbor_metastore_fdatasync_seconds",
         "Time of each fdatasync of the log.",
-        &[],
         LATENCY_BUCKETS,
     )
-    .with_label_values::<&str>(&[])
 });
 
 pub static INTENTS_OPEN: LazyLock<IntGauge> = LazyLock::new(|| {
-    gauges(
+    gauge(
         "arbor_metastore_intents_open",
         "Prepared transactions not yet decided on this shard.",
-        &[],
     )
-    .with_label_values::<&str>(&[])
 });
 
 pub static INTENT_WAITS: LazyLock<IntCounter> = LazyLock::new(|| {
-    counters(
+    counter(
         "arbor_metastore_intent_waits_total",
         "Reads that met an undecided or unapplied transaction and waited for it.",
-        &[],
     )
-    .with_label_values::<&str>(&[])
 });

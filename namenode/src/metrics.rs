@@ -42,13 +42,6 @@ pub static ROW_CACHE: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-/// One call of `kind` sent to `shard`.
-pub fn sent(shard: u32, kind: &str) {
-    SHARD_REQUESTS
-        .with_label_values(&[shard.to_string().as_str(), kind])
-        .inc();
-}
-
 pub static UNDER_STRENGTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     gauges(
         "arbor_namenode_blocks_under_strength",

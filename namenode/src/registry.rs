@@ -11,6 +11,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 use crate::attrs;
+use crate::data::nanos;
 use crate::error::NnError;
 use crate::keys;
 use crate::ops::prefix_end;
@@ -29,10 +30,6 @@ fn key_of(id: &[u8]) -> Key {
     let mut name = PREFIX.to_vec();
     name.extend_from_slice(id);
     keys::meta(&name)
-}
-
-fn ns_of(d: Duration) -> i64 {
-    d.as_nanos().min(i64::MAX as u128) as i64
 }
 
 /// Writes `me` with the time now.
@@ -62,7 +59,7 @@ pub async fn list<S: Store>(store: &S) -> Result<Vec<NamenodeRecord>, NnError> {
 
 /// Whether `r` was renewed recently enough to count as up at `now_ns`.
 pub fn is_alive(r: &NamenodeRecord, now_ns: i64) -> bool {
-    now_ns.saturating_sub(r.seen_ns) <= ns_of(ALIVE_FOR)
+    now_ns.saturating_sub(r.seen_ns) <= nanos(ALIVE_FOR)
 }
 
 /// Removes the rows not renewed for [`FORGET_AFTER`].
@@ -71,7 +68,7 @@ async fn forget_old<S: Store>(store: &S) -> Result<(), NnError> {
     let old: Vec<Vec<u8>> = list(store)
         .await?
         .into_iter()
-        .filter(|r| now.saturating_sub(r.seen_ns) > ns_of(FORGET_AFTER))
+        .filter(|r| now.saturating_sub(r.seen_ns) > nanos(FORGET_AFTER))
         .map(|r| r.id)
         .collect();
     if old.is_empty() {

@@ -34,12 +34,10 @@ const PAGE: u32 = 1000;
 
 static TRASH_DELETED: std::sync::LazyLock<arbor_proto::metrics::prometheus::IntCounter> =
     std::sync::LazyLock::new(|| {
-        arbor_proto::metrics::counters(
+        arbor_proto::metrics::counter(
             "arbor_namenode_trash_checkpoints_deleted_total",
             "Trash checkpoints the leader deleted once older than the trash interval.",
-            &[],
         )
-        .with_label_values::<&str>(&[])
     });
 
 /// The trash of user `user`.
@@ -93,39 +91,32 @@ pub async fn expunge<S: Store>(
             Err(e) => return Err(e),
         }
     }
-    let mut after = String::new();
-    loop {
-        let page = match list::list(ns, caller, &root, &after, PAGE).await {
-            Ok(p) => p,
-            Err(NnError::NotFound(_)) => return Ok(reply),
-            Err(e) => return Err(e),
+    for name in names_in(ns, caller, &root).await? {
+        let Some(made) = checkpoint_time(&name) else {
+            continue;
         };
-        for entry in &page.entries {
-            let Some(made) = checkpoint_time(&entry.name) else {
-                continue;
-            };
-            let age = (now - made).to_std().unwrap_or_default();
-            if immediate || age >= interval {
-                let path = format!("{root}/{}", entry.name);
-                match delete::delete(ns, caller, &path, true, Expect::Any).await {
-                    Ok(_) | Err(NnError::NotFound(_)) => reply.deleted.push(path),
-                    Err(e) => return Err(e),
-                }
+        let age = (now - made).to_std().unwrap_or_default();
+        if immediate || age >= interval {
+            let path = format!("{root}/{name}");
+            match delete::delete(ns, caller, &path, true, Expect::Any).await {
+                Ok(_) | Err(NnError::NotFound(_)) => reply.deleted.push(path),
+                Err(e) => return Err(e),
             }
         }
-        match (page.more, page.entries.last()) {
-            (true, Some(last)) => after = last.name.clone(),
-            _ => return Ok(reply),
-        }
     }
+    Ok(reply)
 }
 
-/// The homes under `/user` (each may hold a trash).
-async fn users<S: Store>(ns: &Namespace<S>, caller: &Caller) -> Result<Vec<String>, NnError> {
+/// The names in directory `dir`, page by page (none when it is missing or not a directory).
+async fn names_in<S: Store>(
+    ns: &Namespace<S>,
+    caller: &Caller,
+    dir: &str,
+) -> Result<Vec<String>, NnError> {
     let mut out = Vec::new();
     let mut after = String::new();
     loop {
-        let page = match list::list(ns, caller, USERS, &after, PAGE).await {
+        let page = match list::list(ns, caller, dir, &after, PAGE).await {
             Ok(p) => p,
             Err(NnError::NotFound(_)) | Err(NnError::NotADirectory(_)) => return Ok(out),
             Err(e) => return Err(e),
@@ -151,7 +142,7 @@ pub async fn run<S: Store>(
     }
     let root = Caller::root();
     crate::leader::every_while_leading(interval, leader, stop, || async {
-        let homes = match users(&ns, &root).await {
+        let homes = match names_in(&ns, &root, USERS).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, "listing the users' homes for trash failed");

@@ -22,7 +22,8 @@ use std::time::Instant;
 
 pub use prometheus;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, TextEncoder,
 };
 
 /// Latency buckets, in seconds: 50 µs to 10 s.
@@ -92,6 +93,21 @@ pub fn histograms(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> H
         Family::Histograms(h) => h,
         _ => panic!("metric {name} is not a histogram"),
     }
+}
+
+/// A counter without labels.
+pub fn counter(name: &str, help: &str) -> IntCounter {
+    counters(name, help, &[]).with_label_values::<&str>(&[])
+}
+
+/// A gauge without labels.
+pub fn gauge(name: &str, help: &str) -> IntGauge {
+    gauges(name, help, &[]).with_label_values::<&str>(&[])
+}
+
+/// A histogram without labels, with `buckets`.
+pub fn histogram(name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    histograms(name, help, &[], buckets).with_label_values::<&str>(&[])
 }
 
 /// Every metric of the process, in Prometheus's text format.
@@ -167,7 +183,7 @@ pub struct RpcMetrics<S> {
 }
 
 /// `/arbor.namenode.Namenode/Create` → (`namenode`, `Create`).
-fn service_and_method(path: &str) -> (String, String) {
+fn service_and_method(path: &str) -> (&str, &str) {
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let service = parts.next().unwrap_or_default();
     let method = parts.next().unwrap_or_default();
@@ -175,7 +191,7 @@ fn service_and_method(path: &str) -> (String, String) {
         .strip_prefix("arbor.")
         .and_then(|s| s.split('.').next())
         .unwrap_or(service);
-    (service.to_string(), method.to_string())
+    (service, method)
 }
 
 /// The status name of a gRPC status number.
@@ -217,7 +233,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let (service, method) = service_and_method(req.uri().path());
+        let path = req.uri().path().to_string();
         let start = Instant::now();
         let fut = self.inner.call(req);
         Box::pin(async move {
@@ -232,11 +248,12 @@ where
                     .map_or("ok", code_name),
                 Err(_) => "transport",
             };
+            let (service, method) = service_and_method(&path);
             RPC_SECONDS
-                .with_label_values(&[service.as_str(), method.as_str()])
+                .with_label_values(&[service, method])
                 .observe(start.elapsed().as_secs_f64());
             RPC_REQUESTS
-                .with_label_values(&[service.as_str(), method.as_str(), code])
+                .with_label_values(&[service, method, code])
                 .inc();
             res
         })
@@ -251,11 +268,11 @@ mod tests {
     fn calls_are_named_by_service_and_method() {
         assert_eq!(
             service_and_method("/arbor.namenode.Namenode/Create"),
-            ("namenode".to_string(), "Create".to_string())
+            ("namenode", "Create")
         );
         assert_eq!(
             service_and_method("/grpc.health.v1.Health/Check"),
-            ("grpc.health.v1.Health".to_string(), "Check".to_string())
+            ("grpc.health.v1.Health", "Check")
         );
         assert_eq!(code_name("0"), "ok");
         assert_eq!(code_name("5"), "not_found");

@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 use arbor_namenode::keys::Ino;
 use arbor_proto::metastore::{ChangeBatch, ChangeRecord};
 use arbor_proto::records::InodeKind;
-use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::model::Namespace;
 use crate::rows::{self, Attrs, RowKind, SCANNED_TABLES};
-use crate::shards::{self, Shard};
+use crate::shards::Shard;
+use crate::tail::{Tailed, tail};
 
 /// Per shard, the last sequence consumed (resume after it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -503,7 +503,7 @@ pub struct Follower {
     shards: Vec<Shard>,
     ns: Namespace,
     merger: Merger,
-    rx: mpsc::Receiver<(u32, Result<ChangeBatch>)>,
+    rx: mpsc::Receiver<Tailed>,
     tails: Vec<tokio::task::JoinHandle<()>>,
     consumer: Option<String>,
     stored: Position,
@@ -608,8 +608,11 @@ impl Follower {
                 .unwrap_or(Duration::from_secs(3600))
                 .max(Duration::from_millis(5));
             match tokio::time::timeout(wait, self.rx.recv()).await {
-                Ok(Some((shard, Ok(batch)))) => self.merger.push(shard, batch, Instant::now()),
-                Ok(Some((_, Err(e)))) => return Err(e),
+                Ok(Some(Tailed::Batch { shard, at, batch })) => self.merger.push(shard, batch, at),
+                Ok(Some(Tailed::Trimmed(shard))) => {
+                    let from = self.merger.position().0.get(&shard).copied().unwrap_or(0) + 1;
+                    return Err(Error::Trimmed { shard, from });
+                }
                 Ok(None) => return Err(Error::Invalid("change streams ended".into())),
                 Err(_) => {}
             }
@@ -640,49 +643,6 @@ impl Drop for Follower {
         for t in &self.tails {
             t.abort();
         }
-    }
-}
-
-async fn tail(shard: Shard, mut from: u64, tx: mpsc::Sender<(u32, Result<ChangeBatch>)>) {
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match shard.subscribe(from).await {
-            Ok(mut stream) => {
-                wait = Duration::from_millis(100);
-                while let Some(item) = stream.next().await {
-                    match item {
-                        Ok(batch) => {
-                            from = from.max(batch.through_seq + 1);
-                            if tx.send((shard.index, Ok(batch))).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(s) if shards::is_trimmed(&s) => {
-                            let e = Error::Trimmed {
-                                shard: shard.index,
-                                from,
-                            };
-                            let _ = tx.send((shard.index, Err(e))).await;
-                            return;
-                        }
-                        Err(s) => {
-                            tracing::warn!(shard = shard.index, status = %s, "change stream broke");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e @ Error::Trimmed { .. }) => {
-                let _ = tx.send((shard.index, Err(e))).await;
-                return;
-            }
-            Err(e) => tracing::warn!(shard = shard.index, error = %e, "subscribe failed"),
-        }
-        if tx.is_closed() {
-            return;
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(3));
     }
 }
 

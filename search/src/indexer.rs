@@ -18,8 +18,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use arbor_proto::metastore::ChangeBatch;
-use futures::StreamExt;
 use tantivy::Searcher;
 use tokio::sync::{mpsc, watch};
 
@@ -28,6 +26,7 @@ use crate::index::{self, Fields, IndexStore, Payload};
 use crate::model::{DirMap, Namespace};
 use crate::rows::{self, SCANNED_TABLES};
 use crate::shards::{self, Shard};
+use crate::tail::{Tailed, tail};
 
 /// How the service is set up.
 #[derive(Clone, Debug)]
@@ -103,14 +102,12 @@ impl Shared {
 /// How long the oldest change of each index commit waited to become searchable.
 static LAG_SECONDS: std::sync::LazyLock<arbor_proto::metrics::prometheus::Histogram> =
     std::sync::LazyLock::new(|| {
-        arbor_proto::metrics::histograms(
+        arbor_proto::metrics::histogram(
             "arbor_search_lag_seconds",
             "From a change's commit to the index commit that makes it searchable (the oldest \
              change of each index commit).",
-            &[],
             &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0],
         )
-        .with_label_values::<&str>(&[])
     });
 
 /// The applier's state: moved between the async side and its blocking thread.
@@ -146,11 +143,6 @@ impl State {
         });
         Ok(())
     }
-}
-
-enum Msg {
-    Batch(u32, ChangeBatch),
-    Trimmed(u32),
 }
 
 /// Opens the index and starts the pipeline. Queries can be answered as soon as this returns
@@ -236,7 +228,7 @@ async fn run(config: Config, shared: Arc<Shared>, mut state: State, mut force: b
             force = false;
         }
         let _ = cursor_tx.send(state.payload.clone());
-        let (tx, rx) = mpsc::channel::<Msg>(64);
+        let (tx, rx) = mpsc::channel::<Tailed>(64);
         let tails: Vec<_> = shard_list
             .iter()
             .map(|s| {
@@ -373,47 +365,6 @@ async fn rebuild(
     }
 }
 
-/// Streams one shard's log into the channel, reconnecting after failures, until the channel
-/// closes or the log turns out to be trimmed.
-async fn tail(shard: Shard, mut from: u64, tx: mpsc::Sender<Msg>) {
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match shard.subscribe(from).await {
-            Ok(mut stream) => {
-                wait = Duration::from_millis(100);
-                while let Some(item) = stream.next().await {
-                    match item {
-                        Ok(batch) => {
-                            from = from.max(batch.through_seq + 1);
-                            if tx.send(Msg::Batch(shard.index, batch)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(s) if shards::is_trimmed(&s) => {
-                            let _ = tx.send(Msg::Trimmed(shard.index)).await;
-                            return;
-                        }
-                        Err(s) => {
-                            tracing::warn!(shard = shard.index, status = %s, "change stream broke");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(Error::Trimmed { .. }) => {
-                let _ = tx.send(Msg::Trimmed(shard.index)).await;
-                return;
-            }
-            Err(e) => tracing::warn!(shard = shard.index, error = %e, "subscribe failed"),
-        }
-        if tx.is_closed() {
-            return;
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(3));
-    }
-}
-
 enum Outcome {
     Trimmed(u32),
     Failed(Error),
@@ -423,7 +374,7 @@ enum Outcome {
 /// Applies batches and commits, on a blocking thread.
 fn apply_loop(
     mut state: State,
-    mut rx: mpsc::Receiver<Msg>,
+    mut rx: mpsc::Receiver<Tailed>,
     shared: &Shared,
     interval: Duration,
     cursor_tx: &watch::Sender<Payload>,
@@ -439,7 +390,7 @@ fn apply_loop(
         };
         let msg = handle.block_on(async { tokio::time::timeout(wait, rx.recv()).await });
         match msg {
-            Ok(Some(Msg::Batch(shard, batch))) => {
+            Ok(Some(Tailed::Batch { shard, batch, .. })) => {
                 for rec in &batch.records {
                     for row in &rec.rows {
                         match rows::decode(&row.key, &row.value, row.deleted) {
@@ -459,7 +410,7 @@ fn apply_loop(
                 *pos = (*pos).max(batch.through_seq);
                 pending = true;
             }
-            Ok(Some(Msg::Trimmed(shard))) => return (state, Outcome::Trimmed(shard)),
+            Ok(Some(Tailed::Trimmed(shard))) => return (state, Outcome::Trimmed(shard)),
             Ok(None) => return (state, Outcome::Closed),
             Err(_) => {}
         }

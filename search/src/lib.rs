@@ -19,6 +19,7 @@ pub mod query;
 pub mod rows;
 pub mod service;
 pub mod shards;
+pub mod tail;
 
 pub use error::{Error, Result};
 

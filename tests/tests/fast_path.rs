@@ -245,14 +245,7 @@ async fn attributes_set_on_an_open_file_ride_on_its_close_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_made_or_moved_in_one_mount_show_in_another_long_before_the_entry_timeout() {
     within(secs(300), async {
-        let cluster = TestCluster::start(Config {
-            shards: 2,
-            namenodes: 2,
-            ..Config::default()
-        })
-        .await;
-        let a = Mount::start(&cluster, "");
-        let b = Mount::start(&cluster, "");
+        let (_cluster, a, b) = two_mounts().await;
         std::fs::create_dir(a.at("d1")).expect("mkdir");
         // B looks the names up first: d1 exists, "new" does not (the kernel now remembers
         // both, the absence too).
@@ -301,13 +294,7 @@ async fn a_lock_file_made_renamed_over_and_made_again_keeps_working() {
     // it, rename it over config, and soon make config.lock again. The change streams deliver
     // each step a moment later, when the names already mean something else here.
     within(secs(300), async {
-        let cluster = TestCluster::start(Config {
-            shards: 2,
-            namenodes: 2,
-            ..Config::default()
-        })
-        .await;
-        let m = Mount::start(&cluster, "");
+        let (cluster, m, _) = two_mounts().await;
         let dir = m.at("repo");
         std::fs::create_dir(&dir).expect("mkdir");
         let (lock, config) = (dir.join("config.lock"), dir.join("config"));
@@ -337,14 +324,7 @@ async fn a_lock_file_made_renamed_over_and_made_again_keeps_working() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mount_keeps_following_changes_across_shard_restarts() {
     within(secs(300), async {
-        let cluster = TestCluster::start(Config {
-            shards: 2,
-            namenodes: 2,
-            ..Config::default()
-        })
-        .await;
-        let a = Mount::start(&cluster, "");
-        let b = Mount::start(&cluster, "");
+        let (cluster, a, b) = two_mounts().await;
         std::fs::create_dir(a.at("d")).expect("mkdir");
         std::fs::write(a.at("d/f"), b"one\n").expect("write in A");
         assert_eq!(std::fs::metadata(b.at("d/f")).expect("stat in B").len(), 4);
@@ -355,18 +335,15 @@ async fn a_mount_keeps_following_changes_across_shard_restarts() {
         }
         std::fs::write(a.at("d/f"), b"two, longer\n").expect("rewrite in A");
         std::fs::write(a.at("d/g"), b"new\n").expect("create in A");
-        let start = std::time::Instant::now();
-        loop {
-            let size = std::fs::metadata(b.at("d/f")).map(|m| m.len()).ok();
-            if size == Some(12) && b.at("d/g").exists() {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "B still shows {size:?} for d/f and no d/g after the shards restarted"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // Resubscribing backs off up to 3 s after the shards' deaths.
+        soon_within(
+            "A's changes in B after the shards restarted",
+            Duration::from_secs(10),
+            || {
+                std::fs::metadata(b.at("d/f")).map(|m| m.len()).ok() == Some(12)
+                    && b.at("d/g").exists()
+            },
+        );
         drop((a, b));
         assert!(cluster.fsck().await.healthy);
     })
@@ -374,11 +351,16 @@ async fn a_mount_keeps_following_changes_across_shard_restarts() {
 }
 
 /// Waits up to 3 s (a tenth of the mount's 30 s cache timeouts) for `seen`.
-fn soon(what: &str, mut seen: impl FnMut() -> bool) {
+fn soon(what: &str, seen: impl FnMut() -> bool) {
+    soon_within(what, Duration::from_secs(3), seen)
+}
+
+/// Waits up to `limit` for `seen`.
+fn soon_within(what: &str, limit: Duration, mut seen: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !seen() {
         assert!(
-            start.elapsed() < Duration::from_secs(3),
+            start.elapsed() < limit,
             "{what}: not seen after {:?}",
             start.elapsed()
         );
@@ -386,18 +368,24 @@ fn soon(what: &str, mut seen: impl FnMut() -> bool) {
     }
 }
 
+/// A cluster of two shards and two namenodes, and two mounts of it with default options.
+async fn two_mounts() -> (TestCluster, Mount, Mount) {
+    let cluster = TestCluster::start(Config {
+        shards: 2,
+        namenodes: 2,
+        ..Config::default()
+    })
+    .await;
+    let a = Mount::start(&cluster, "");
+    let b = Mount::start(&cluster, "");
+    (cluster, a, b)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attributes_and_contents_changed_elsewhere_reach_a_mount_that_caches_for_long() {
     use std::os::unix::fs::PermissionsExt;
     within(secs(300), async {
-        let cluster = TestCluster::start(Config {
-            shards: 2,
-            namenodes: 2,
-            ..Config::default()
-        })
-        .await;
-        let a = Mount::start(&cluster, "");
-        let b = Mount::start(&cluster, "");
+        let (cluster, a, b) = two_mounts().await;
         let other = cluster.client_on(1).await;
         std::fs::create_dir(a.at("d")).expect("mkdir");
         std::fs::write(a.at("d/f"), b"one\n").expect("write in A");

@@ -17,6 +17,7 @@ use futures::future::join_all;
 use super::Shared;
 use super::buffer::TxnBuffer;
 use super::metaclient::{CallError, ShardClient};
+use crate::counters::Call;
 use crate::fault;
 use crate::txn::TxnError;
 
@@ -40,27 +41,11 @@ fn conflict_error(shard: u32, conflict: &Conflict) -> TxnError {
 /// Validates and applies `buffer` atomically; `label` names the operation for fault points.
 pub async fn commit(shared: &Shared, buffer: &TxnBuffer, label: &str) -> Result<(), TxnError> {
     let participants = buffer.participants();
-    let (kind, result) = match participants.as_slice() {
-        [] => return Ok(()),
-        [shard] => (
-            "single_shard",
-            commit_one(shared, buffer, *shard, label).await,
-        ),
-        _ => (
-            "two_phase",
-            commit_two_phase(shared, buffer, &participants, label).await,
-        ),
-    };
-    let outcome = match &result {
-        Ok(()) => "committed",
-        Err(TxnError::Conflict(_)) => "conflict",
-        Err(TxnError::Unknown(_)) => "unknown",
-        Err(_) => "failed",
-    };
-    crate::metrics::TRANSACTIONS
-        .with_label_values(&[kind, outcome])
-        .inc();
-    result
+    match participants.as_slice() {
+        [] => Ok(()),
+        [shard] => commit_one(shared, buffer, *shard, label).await,
+        _ => commit_two_phase(shared, buffer, &participants, label).await,
+    }
 }
 
 async fn commit_one(
@@ -72,7 +57,7 @@ async fn commit_one(
     let body = buffer.part(shard).map(|p| p.body()).unwrap_or_default();
     fault::hit("before_commit", label);
     let client = shared.client(shard)?;
-    crate::metrics::sent(shard, "commit");
+    shared.counters.sent(shard, Call::Commit);
     let resp = client
         .commit(CommitRequest {
             txn_id: new_txn_id(),
@@ -124,7 +109,7 @@ async fn commit_two_phase(
             this_shard: client.shard(),
             lease_holder: client.lease_holder(),
         };
-        crate::metrics::sent(client.shard(), "prepare");
+        shared.counters.sent(client.shard(), Call::Prepare);
         async move { (client, client.prepare(req).await) }
     });
     let mut maybe_prepared = Vec::new();

@@ -134,7 +134,7 @@ impl ShardedStore {
             shared: Arc::new(Shared {
                 routing,
                 clients,
-                counters: Counters::default(),
+                counters: Counters::new(shards as usize),
                 rows: RowCache::new(config.row_lease, config.row_cache_rows),
             }),
             metastores: config.metastores,

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use arbor_proto::metrics::prometheus::IntCounter;
+
+use crate::metrics::ROW_CACHE;
 use crate::txn::Versioned;
 
 /// How much of a lease the cache uses: the rest covers the time the Get took to arrive.
@@ -35,6 +38,9 @@ struct Rows {
 pub struct RowCache {
     lease: Duration,
     inner: Mutex<Rows>,
+    /// `arbor_namenode_row_cache_total{result="hit"}` and `{result="miss"}`.
+    hits: IntCounter,
+    misses: IntCounter,
 }
 
 impl RowCache {
@@ -48,6 +54,8 @@ impl RowCache {
                 written: LruCache::new(cap),
                 forgotten_write: None,
             }),
+            hits: ROW_CACHE.with_label_values(&["hit"]),
+            misses: ROW_CACHE.with_label_values(&["miss"]),
         }
     }
 
@@ -72,8 +80,11 @@ impl RowCache {
             }
             None => None,
         };
-        let result = if found.is_some() { "hit" } else { "miss" };
-        crate::metrics::ROW_CACHE.with_label_values(&[result]).inc();
+        if found.is_some() {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
         found
     }
 

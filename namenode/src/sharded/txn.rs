@@ -11,6 +11,7 @@ use super::Shared;
 use super::buffer::TxnBuffer;
 use super::coordinator;
 use super::metaclient::{CallError, ReadKeys};
+use crate::counters::Call;
 use crate::txn::{CounterOp, Key, Route, ScanPage, ScanRange, Txn, TxnError, Versioned};
 
 /// A transaction over the shards of one cluster.
@@ -171,6 +172,9 @@ impl Txn for ShardedTxn {
             .counters
             .commit(self.label, self.buffer.participants().len());
         let result = coordinator::commit(&self.shared, &self.buffer, self.label).await;
+        self.shared
+            .counters
+            .finished(self.buffer.participants().len(), &result);
         // Whatever the outcome (it may be unknown), what this transaction wrote is not kept,
         // and after a conflict neither is what it read from the cache.
         self.shared.rows.wrote(self.buffer.replaced_keys());
@@ -214,8 +218,7 @@ impl ShardedTxn {
                 },
             };
             async move {
-                shared.counters.get_sent();
-                crate::metrics::sent(shard, "get");
+                shared.counters.sent(shard, Call::Get);
                 let rows = shared
                     .client(shard)?
                     .get_leased(read)
@@ -251,8 +254,7 @@ async fn scan_page(
     limit: u32,
 ) -> Result<ScanPage, TxnError> {
     let shard = shared.routing.try_shard_of(route)?;
-    shared.counters.scan_sent();
-    crate::metrics::sent(shard, "scan");
+    shared.counters.sent(shard, Call::Scan);
     let resp = shared
         .client(shard)?
         .scan(start, end, limit)
