@@ -55,21 +55,42 @@ pub struct SledEngine {
     path: PathBuf,
 }
 
+/// How long an open waits for sled's directory lock to be let go.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl SledEngine {
     /// Opens (or creates) the database in `path` with a page cache of at most `cache_bytes`.
+    ///
+    /// sled releases its directory lock only when the last of its background threads of a
+    /// previous open in this process has let go, a moment after that open was closed and
+    /// dropped; so a lock held is waited for, up to [`LOCK_WAIT`], before it is an error.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            // sled's own flusher fsyncs on a timer of its own; the shard flushes (and fsyncs)
-            // on its schedule instead, so the disk sees one writer less.
-            .flush_every_ms(None)
-            .open()?;
-        Ok(Self {
-            db,
-            path: path.to_path_buf(),
-        })
+        let started = std::time::Instant::now();
+        loop {
+            let opened = sled::Config::new()
+                .path(path)
+                .cache_capacity(cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+                // sled's own flusher fsyncs on a timer of its own; the shard flushes (and
+                // fsyncs) on its schedule instead, so the disk sees one writer less.
+                .flush_every_ms(None)
+                .open();
+            match opened {
+                Ok(db) => {
+                    return Ok(Self {
+                        db,
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && started.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 
