@@ -126,6 +126,8 @@ struct Inner {
     by_authority: Mutex<HashMap<String, Client>>,
     /// Channels to block servers, made at the first data call.
     shard_pool: OnceLock<ShardPool>,
+    /// The cluster's inline threshold, asked once (ClusterInfo) by the first new-file writer.
+    inline_threshold: tokio::sync::OnceCell<u64>,
 }
 
 struct Node {
@@ -195,6 +197,7 @@ impl Client {
                 options,
                 by_authority: Mutex::new(HashMap::new()),
                 shard_pool: OnceLock::new(),
+                inline_threshold: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -332,6 +335,15 @@ impl Client {
     }
 
     /// The block-server channels this client (and its clones) share.
+    /// Files up to this size keep their bytes in the metastore.
+    pub(crate) async fn inline_threshold(&self) -> Result<u64> {
+        self.inner
+            .inline_threshold
+            .get_or_try_init(|| async { Ok(self.cluster_info().await?.inline_threshold) })
+            .await
+            .copied()
+    }
+
     pub(crate) fn shard_pool(&self) -> ShardPool {
         self.inner
             .shard_pool

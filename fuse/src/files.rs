@@ -6,7 +6,8 @@
 //!   first write or truncate, and closes it when the last write handle is released;
 //! - flush and fsync make everything written so far durable and visible; the flush of the
 //!   only write handle closes the writer in the same commit, so a file created, written and
-//!   closed costs two durable rounds: the create (which opens the writer) and that commit;
+//!   closed costs two durable rounds (the create and that commit), and one created and closed
+//!   unwritten costs only the create: its writer holds no lease until it needs one;
 //! - reads see this mount's writes: before a read of an inode whose writer holds unsynced
 //!   bytes, the writer is hsynced, and a handle's reader is re-opened whenever the writer
 //!   synced since the reader was opened (flush before read). Otherwise a reader is the file

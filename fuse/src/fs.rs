@@ -398,7 +398,8 @@ impl Shared {
         let name = name_of(name)?;
         let path = self.inodes.child_path(parent, &name)?;
         let client = self.client(c);
-        // Created and opened for writing in one transaction (the file's lease comes with it).
+        // One Create; the writer takes no lease while the file stays inline and untouched by
+        // others, so closing a file never written costs nothing more.
         let opts = WriteOptions {
             mode: mode & 0o7777,
             create: true,
@@ -407,7 +408,7 @@ impl Shared {
             append: false,
         };
         let writer = client
-            .open_write(&path, opts)
+            .create_for_write(&path, opts)
             .await
             .map_err(|e| errno_of(&e))?;
         let attr = self.made(parent, &name, writer.status().clone()).await;

@@ -205,7 +205,23 @@ impl Resolver {
         path: &NsPath,
         want_counter: bool,
     ) -> Result<Walk, NnError> {
-        self.walk_from(txn, caller, path, want_counter, HashMap::new())
+        self.walk_from(txn, caller, path, want_counter, false, HashMap::new())
+            .await
+    }
+
+    /// Resolves the path of an entry about to be made. With `presume`, when this namenode
+    /// does not know the last component, it is presumed absent instead of read, and the
+    /// commit checks that (its dentry at version 0): a create is then one shard round. A
+    /// presumption proved wrong fails the commit as a conflict; callers presume on their
+    /// first attempt only, so the next one reads.
+    pub async fn walk_to_new<T: Txn>(
+        &self,
+        txn: &mut T,
+        caller: &Caller,
+        path: &NsPath,
+        presume: bool,
+    ) -> Result<Walk, NnError> {
+        self.walk_from(txn, caller, path, false, presume, HashMap::new())
             .await
     }
 
@@ -218,8 +234,8 @@ impl Resolver {
         a: &NsPath,
         b: &NsPath,
     ) -> Result<(Walk, Walk), NnError> {
-        let mut first = self.first_round(a, false);
-        for (key, lasting) in self.first_round(b, false) {
+        let mut first = self.first_round(a, false, false);
+        for (key, lasting) in self.first_round(b, false, false) {
             match first.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, l)) => *l &= lasting,
                 None => first.push((key, lasting)),
@@ -227,16 +243,24 @@ impl Resolver {
         }
         let mut rows = HashMap::new();
         fetch_walk(txn, &mut rows, first).await?;
-        let wa = self.walk_from(txn, caller, a, false, rows.clone()).await?;
-        let wb = self.walk_from(txn, caller, b, false, rows).await?;
+        let wa = self
+            .walk_from(txn, caller, a, false, false, rows.clone())
+            .await?;
+        let wb = self.walk_from(txn, caller, b, false, false, rows).await?;
         Ok((wa, wb))
     }
 
     /// The rows of a walk's first round: everything the guesses point at, and the first
     /// unguessed dentry; each marked when it belongs to a directory the walk passes through
     /// (the root's inode, an ancestor's dentry and inode), which the store may serve from rows
-    /// it keeps under a lease. The last component's rows are always read.
-    fn first_round(&self, path: &NsPath, want_counter: bool) -> Vec<(Key, bool)> {
+    /// it keeps under a lease. The last component's rows are read, unless `presume_new` and
+    /// the last component is not guessed.
+    fn first_round(
+        &self,
+        path: &NsPath,
+        want_counter: bool,
+        presume_new: bool,
+    ) -> Vec<(Key, bool)> {
         let comps = path.comps();
         let n = comps.len();
         let guesses = self.guesses(path);
@@ -251,7 +275,9 @@ impl Resolver {
                 break;
             }
             let Some(&(ino, kind)) = guesses.get(i) else {
-                first.push((keys::dentry(parent, name), false));
+                if !(presume_new && i + 1 == n) {
+                    first.push((keys::dentry(parent, name), false));
+                }
                 break;
             };
             let passes = i + 1 < n && kind == InodeKind::Directory;
@@ -274,11 +300,14 @@ impl Resolver {
         caller: &Caller,
         path: &NsPath,
         want_counter: bool,
+        presume_new: bool,
         mut rows: HashMap<Vec<u8>, Versioned>,
     ) -> Result<Walk, NnError> {
         let comps = path.comps();
         let n = comps.len();
-        let mut first = self.first_round(path, want_counter);
+        // Presumed absent only when the cache has no entry for it (else it likely exists).
+        let presume_new = presume_new && self.guesses(path).len() < n;
+        let mut first = self.first_round(path, want_counter, presume_new);
         first.retain(|(k, _)| !rows.contains_key(&k.bytes));
         fetch_walk(txn, &mut rows, first).await?;
 
@@ -305,6 +334,9 @@ impl Resolver {
             perm::check(caller, &dir.inode, &path.prefix(i).text(), perm::EXECUTE)?;
             let dir_ino = dir.ino;
             let dkey = keys::dentry(dir_ino, name);
+            if presume_new && i + 1 == n && !rows.contains_key(&dkey.bytes) {
+                rows.insert(dkey.bytes.clone(), ABSENT.clone());
+            }
             if !rows.contains_key(&dkey.bytes) {
                 fetch_walk(txn, &mut rows, vec![(dkey.clone(), false)]).await?;
             }
@@ -325,7 +357,7 @@ impl Resolver {
             let counter_key = (want_counter && i + 1 == n && kind == InodeKind::Directory)
                 .then(|| keys::counter(dentry.ino));
             need.extend(counter_key.clone().map(|k| (k, false)));
-            if passes {
+            if passes && !(presume_new && i + 2 == n) {
                 need.push((keys::dentry(dentry.ino, &comps[i + 1]), false));
             }
             need.retain(|(k, _)| !rows.contains_key(&k.bytes));

@@ -259,6 +259,7 @@ impl<S: Store> Namenode for NamenodeService<S> {
             cluster_id: self.info.cluster_id.clone(),
             search_addr: self.info.search_addr.clone(),
             trash_interval_ms: self.info.trash_interval.as_millis() as u64,
+            inline_threshold: self.ns.config.data.inline_threshold,
         }))
     }
 

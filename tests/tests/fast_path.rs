@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use arbor_client::{Client, ErrorCode, Identity};
+use arbor_client::{Client, ErrorCode, Identity, WriteOptions};
 use arbor_tests::mount::Mount;
 use arbor_tests::{Commits, Config, TestCluster, commits_between, secs, within};
 
@@ -146,11 +146,11 @@ async fn a_file_made_through_the_mount_costs_one_create_and_one_data_commit() {
         for i in 0..20 {
             std::fs::write(dir.join(format!("f{i}")), format!("file {i}\n")).expect("write");
         }
-        // create + write + close: the create opened the file for writing in the same
-        // transaction, and close committed the bytes and released the lease in one round.
+        // create + write + close: the create, then the close's commit of the bytes (the
+        // writer never needed the lease).
         assert_eq!(
             commits_between(&before, &cluster.commits().await),
-            counts(&[("open_write", (20, 0)), ("commit_write", (20, 0))])
+            counts(&[("create", (20, 0)), ("commit_write", (20, 0))])
         );
         // A file inline since its creation has no blocks to look for: neither step scans.
         assert_eq!(
@@ -207,7 +207,7 @@ async fn attributes_set_on_an_open_file_ride_on_its_close_commit() {
         }
         assert_eq!(
             commits_between(&before, &cluster.commits().await),
-            counts(&[("open_write", (10, 0)), ("commit_write", (10, 0))]),
+            counts(&[("create", (10, 0)), ("commit_write", (10, 0))]),
             "the attribute changes must not cost rounds of their own"
         );
         // Durable and seen through the library after the close.
@@ -550,6 +550,198 @@ async fn directories_kept_under_lease_never_hide_a_change_made_through_another_n
                 "round {round}: a removed directory still resolves through B"
             );
         }
+        assert!(cluster.fsck().await.healthy);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_made_through_the_mount_and_closed_unwritten_costs_its_create_alone() {
+    within(secs(300), async {
+        let cluster = TestCluster::start(Config {
+            shards: 2,
+            namenodes: 1,
+            ..Config::default()
+        })
+        .await;
+        let mount = Mount::start(&cluster, "");
+        let dir = mount.path().join("touched");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let before = cluster.commits().await;
+        for i in 0..20 {
+            std::fs::File::create(dir.join(format!("f{i}"))).expect("create");
+        }
+        assert_eq!(
+            commits_between(&before, &cluster.commits().await),
+            counts(&[("create", (20, 0))]),
+            "a create and close of an unwritten file is the create's commit only"
+        );
+        // Nothing holds the files: another writer opens each at once.
+        let client = cluster.client().await;
+        for i in 0..20 {
+            let path = format!("/touched/f{i}");
+            let opts = WriteOptions {
+                create: false,
+                ..WriteOptions::default()
+            };
+            let mut w = client.open_write(&path, opts).await.expect("open_write");
+            w.write(b"second writer\n").await.expect("write");
+            w.close().await.expect("close");
+        }
+        for i in 0..20 {
+            let got = std::fs::read(dir.join(format!("f{i}"))).expect("read");
+            assert_eq!(got, b"second writer\n", "f{i}");
+        }
+        drop(mount);
+        assert!(cluster.fsck().await.healthy);
+    })
+    .await;
+}
+
+/// A writer that created its file holds no lease while the file stays inline: past the
+/// inline threshold it takes the lease by inode number (even of a file it made read-only),
+/// and when the file changed under it, its close takes the lease first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_writer_takes_its_lease_when_it_needs_one() {
+    within(secs(300), async {
+        let cluster = TestCluster::start(Config::data(6)).await;
+        let root = cluster.client().await;
+        root.mkdir("/w", 0o777, false).await.expect("mkdir");
+        let user = cluster.client().await.with_identity(Identity {
+            uid: 1000,
+            gids: vec![1000],
+            user: "alice".into(),
+        });
+        let new = WriteOptions {
+            mode: 0o444,
+            ..WriteOptions::default()
+        };
+
+        // Read-only and past the threshold: the creator may write it all the same.
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut w = user
+            .create_for_write("/w/ro", new.clone())
+            .await
+            .expect("create");
+        for piece in big.chunks(40_000) {
+            w.write(piece)
+                .await
+                .expect("write past the inline threshold");
+        }
+        let st = w.close().await.expect("close");
+        assert_eq!(st.size, big.len() as u64);
+        assert_eq!(arbor_tests::data::get(&root, "/w/ro").await, big);
+        let again = WriteOptions {
+            create: false,
+            ..WriteOptions::default()
+        };
+        let Err(err) = user.open_write("/w/ro", again.clone()).await else {
+            panic!("a later open of the read-only file is refused");
+        };
+        assert_eq!(err.code, ErrorCode::PermissionDenied, "{}", err.message);
+
+        // Another writer held the file and let go: this writer's bytes win over the inline
+        // file, through the lease it takes at close.
+        let mut a = user
+            .create_for_write("/w/shared", new.clone())
+            .await
+            .expect("create");
+        a.write(b"from the creator\n").await.expect("write");
+        let mut b = root
+            .open_write("/w/shared", again.clone())
+            .await
+            .expect("open");
+        b.write(b"from another writer\n").await.expect("write");
+        b.close().await.expect("close");
+        a.close()
+            .await
+            .expect("the creator's close takes the lease");
+        assert_eq!(
+            arbor_tests::data::get(&root, "/w/shared").await,
+            b"from the creator\n"
+        );
+
+        // Another writer holds it: the creator's close is refused, the other one's bytes stay.
+        let mut a = user.create_for_write("/w/held", new).await.expect("create");
+        a.write(b"from the creator\n").await.expect("write");
+        let mut b = root.open_write("/w/held", again).await.expect("open");
+        b.write(b"from the holder\n").await.expect("write");
+        let err = a.close().await.expect_err("the lease is held");
+        assert_eq!(err.code, ErrorCode::LeaseHeld, "{}", err.message);
+        b.close().await.expect("close");
+        assert_eq!(
+            arbor_tests::data::get(&root, "/w/held").await,
+            b"from the holder\n"
+        );
+        assert!(cluster.fsck().await.healthy);
+    })
+    .await;
+}
+
+/// New names are presumed absent rather than read: creates in a directory whose rows the
+/// namenode keeps cost no shard read at all; a name that exists after all is still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_names_are_presumed_absent_and_existing_ones_still_found() {
+    within(secs(300), async {
+        let cluster = TestCluster::start(Config {
+            shards: 2,
+            namenodes: 1,
+            ..Config::default()
+        })
+        .await;
+        let client = cluster.client().await;
+        client.mkdir("/p", 0o755, false).await.expect("mkdir");
+        client
+            .create("/p/warm", 0o644, false)
+            .await
+            .expect("create");
+        let gets = shard_reads(&cluster, 0).await.0;
+        for i in 0..20 {
+            client
+                .create(&format!("/p/f{i}"), 0o644, false)
+                .await
+                .expect("create");
+        }
+        let (after, _) = shard_reads(&cluster, 0).await;
+        // Reading each new name would be 20 Gets; the directory's rows may have to be
+        // fetched again a few times when their lease runs out between creates.
+        assert!(
+            after - gets <= 5,
+            "{} shard Gets for 20 creates",
+            after - gets
+        );
+
+        // Wrong presumptions: each is found on the next attempt, with the right answer.
+        let err = client
+            .create("/p/f3", 0o644, false)
+            .await
+            .expect_err("exists");
+        assert_eq!(err.code, ErrorCode::AlreadyExists, "{}", err.message);
+        let err = client
+            .mkdir("/p/f4", 0o755, false)
+            .await
+            .expect_err("exists");
+        assert_eq!(err.code, ErrorCode::AlreadyExists, "{}", err.message);
+        let err = client.symlink("/x", "/p/f5").await.expect_err("exists");
+        assert_eq!(err.code, ErrorCode::AlreadyExists, "{}", err.message);
+        arbor_tests::data::put(&client, "/p/kept", b"kept bytes\n").await;
+        let mut w = client
+            .open_write("/p/kept", WriteOptions::default())
+            .await
+            .expect("open an existing file with create set");
+        w.write_at(0, b"KEPT").await.expect("write");
+        w.close().await.expect("close");
+        assert_eq!(
+            arbor_tests::data::get(&client, "/p/kept").await,
+            b"KEPT bytes\n"
+        );
+        let st = client
+            .create("/p/kept", 0o600, true)
+            .await
+            .expect("overwrite");
+        assert_eq!(st.size, 0);
+        let names = client.list("/p").await.expect("list");
+        assert_eq!(names.len(), 22, "warm, f0..f19 and kept");
         assert!(cluster.fsck().await.healthy);
     })
     .await;

@@ -89,6 +89,7 @@ impl Client {
             exclusive: opts.exclusive,
             overwrite: opts.overwrite,
             append: opts.append,
+            ..Default::default()
         };
         let reply: OpenWriteReply = c
             .call(req, c.call_timeout(), |mut rpc, r| {
@@ -96,6 +97,49 @@ impl Client {
             })
             .await?;
         FileWriter::start(c, path.to_string(), reply)
+    }
+
+    /// Creates `path` and opens it for writing, as `open(2)` with O_CREAT on a name that is
+    /// absent: one namenode round (Create), no lease. While the file stays inline and nobody
+    /// else touches it, the writer commits without a lease (a close of a file never written
+    /// costs nothing); past the inline threshold, or once the file changed under it, it takes
+    /// the lease by inode number. When the name exists after all (made meanwhile), it is
+    /// opened as [`Client::open_write`] would, unless `opts.exclusive`.
+    pub async fn create_for_write(&self, path: &str, opts: WriteOptions) -> Result<FileWriter> {
+        if opts.append || !opts.create {
+            return self.open_write(path, opts).await;
+        }
+        let (c, npath) = self.route(path)?;
+        let threshold = c.inline_threshold().await?;
+        match c.create(&npath, opts.mode, opts.overwrite).await {
+            Ok(status) => FileWriter::created(c, path.to_string(), status, threshold),
+            Err(e) if e.code == ErrorCode::AlreadyExists && !opts.exclusive => {
+                self.open_write(path, opts).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the lease of the existing file `ino` (named `what` in messages); `created_btime`
+    /// is the creation time its Create gave this caller (0: none), which lets the creator
+    /// write a file whose mode would refuse it.
+    pub(crate) async fn open_write_ino(
+        &self,
+        ino: u64,
+        what: &str,
+        created_btime: i64,
+    ) -> Result<OpenWriteReply> {
+        let req = OpenWriteRequest {
+            ctx: self.ctx(),
+            path: what.to_string(),
+            ino,
+            created_btime_ns: created_btime,
+            ..Default::default()
+        };
+        self.call(req, self.call_timeout(), |mut rpc, r| {
+            Box::pin(async move { rpc.open_write(r).await })
+        })
+        .await
     }
 
     /// Opens `path` for reading: the file as it is now (close-to-open consistency).

@@ -1,6 +1,11 @@
 //! [`FileWriter`]: the one writer of one file. It holds the file's lease (renewed in the
 //! background by a [`LeaseKeeper`]) and turns writes at any offset into committed data:
 //!
+//! - a writer that created its file ([`FileWriter::created`]) starts without a lease: while
+//!   the file stays inline it commits with the ctime it last left the file with, which the
+//!   namenode checks (nobody else touched the file); a close with nothing to commit costs no
+//!   call at all. Past the inline threshold, or when that check fails, it takes the lease by
+//!   inode number and goes on as any writer;
 //! - while the file fits under the inline threshold and never had a block, its bytes stay in
 //!   memory and are committed as `inline_data` (no block server is touched);
 //! - past it, the file is a sequence of blocks. One block at a time is *dirty*: its bytes are
@@ -67,7 +72,11 @@ pub struct FileWriter {
     what: String,
     ino: u64,
     lease: Vec<u8>,
-    keeper: LeaseKeeper,
+    /// `None` while unleased.
+    keeper: Option<LeaseKeeper>,
+    /// While unleased: the ctime this writer last left the file with (its create, or its last
+    /// commit), which each unleased commit must find unchanged.
+    unleased: Option<i64>,
     policy: EcPolicy,
     layout: Layout,
     block_size: u64,
@@ -109,7 +118,8 @@ impl FileWriter {
             what,
             ino: status.ino,
             lease: reply.lease,
-            keeper,
+            keeper: Some(keeper),
+            unleased: None,
             policy,
             layout,
             block_size: reply.block_size.max(1),
@@ -123,6 +133,72 @@ impl FileWriter {
             access: AttrChange::default(),
             status,
         })
+    }
+
+    /// The writer of a file this caller just created (`status`, from Create): no lease yet,
+    /// the file inline and empty. `inline_threshold` is the cluster's.
+    pub(crate) fn created(
+        client: Client,
+        what: String,
+        status: FileStatus,
+        inline_threshold: u64,
+    ) -> Result<Self> {
+        // Block mode needs the lease, and the lease's reply brings the real layout: until
+        // then this one is never used.
+        let layout = Layout::new(1, 0, 1 << 20, true).map_err(|e| shard_error(e, &what))?;
+        let pool = client.shard_pool();
+        Ok(FileWriter {
+            client,
+            pool,
+            what,
+            ino: status.ino,
+            lease: Vec::new(),
+            keeper: None,
+            unleased: Some(status.ctime_ns),
+            policy: EcPolicy::default(),
+            layout,
+            block_size: status.block_size.max(1),
+            inline_threshold,
+            inline: Some(Vec::new()),
+            inline_dirty: false,
+            blocks: Some(Vec::new()),
+            committed_end: 0,
+            next_index: 0,
+            cur: None,
+            access: AttrChange::default(),
+            status,
+        })
+    }
+
+    /// Takes the lease of a writer that has none yet (by inode number, with the file's
+    /// creation time as proof it made it). Its buffered bytes carry over when the file is
+    /// still inline; if another writer changed the file meanwhile, they win only over an
+    /// inline file.
+    async fn take_lease(&mut self) -> Result<()> {
+        let Some(ctime) = self.unleased else {
+            return Ok(());
+        };
+        let reply = self
+            .client
+            .open_write_ino(self.ino, &self.what, self.status.btime_ns)
+            .await?;
+        let same = reply.status.as_ref().is_some_and(|s| s.ctime_ns == ctime);
+        let mut leased = FileWriter::start(self.client.clone(), self.what.clone(), reply)?;
+        if leased.inline.is_some() && (same || self.inline_dirty) {
+            leased.inline = self.inline.take();
+            leased.inline_dirty = self.inline_dirty;
+        } else if self.inline_dirty {
+            return Err(Error::new(
+                ErrorCode::LeaseExpired,
+                format!(
+                    "{}: another writer wrote the file while this one was writing it",
+                    self.what
+                ),
+            ));
+        }
+        leased.access = std::mem::take(&mut self.access);
+        *self = leased;
+        Ok(())
     }
 
     pub fn ino(&self) -> u64 {
@@ -191,6 +267,9 @@ impl FileWriter {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| Error::invalid(format!("{}: write past the largest size", self.what)))?;
+        if self.unleased.is_some() && end > self.inline_threshold {
+            self.take_lease().await?;
+        }
         if let Some(buf) = &mut self.inline {
             if end <= self.inline_threshold {
                 patch(buf, offset as usize, data);
@@ -288,6 +367,31 @@ impl FileWriter {
 
     async fn flush(&mut self, close: bool) -> Result<FileStatus> {
         let access_pending = !self.access.is_empty();
+        if let Some(ctime) = self.unleased {
+            if !self.inline_dirty && !access_pending {
+                return Ok(self.status.clone());
+            }
+            let buf = self.inline.clone().unwrap_or_default();
+            let req = self.with_access(CommitWriteRequest {
+                ino: self.ino,
+                size: buf.len() as u64,
+                inline_data: Some(buf),
+                unleased_ctime_ns: ctime,
+                ..Default::default()
+            });
+            match self.client.commit_write(req).await {
+                Ok(status) => {
+                    self.unleased = Some(status.ctime_ns);
+                    self.status = status;
+                    self.inline_dirty = false;
+                    self.access = AttrChange::default();
+                    return Ok(self.status.clone());
+                }
+                // The file changed under this writer: commit under its lease instead.
+                Err(e) if e.code == ErrorCode::LeaseExpired => self.take_lease().await?,
+                Err(e) => return Err(e),
+            }
+        }
         if let Some(buf) = &self.inline {
             if !self.inline_dirty && !close && !access_pending {
                 return Ok(self.status.clone());
@@ -317,7 +421,7 @@ impl FileWriter {
     }
 
     fn check_lease(&self) -> Result<()> {
-        match self.keeper.lost() {
+        match self.keeper.as_ref().and_then(|k| k.lost()) {
             Some(e) => Err(Error::new(
                 ErrorCode::LeaseExpired,
                 format!("{}: the write lease was lost: {}", self.what, e.message),

@@ -57,7 +57,9 @@ async fn attempt<S: Store>(
     // A writer inline since its open, holding the lease, knows there are none of either:
     // blocks and pending allocations are only added under the lease, and a writer that took
     // the lease over meanwhile fails the lease check below.
-    let prefixes = if req.no_blocks && req.inline_data.is_some() {
+    let unleased = req.lease.is_empty() && req.unleased_ctime_ns != 0;
+    // An unleased commit is to a file unchanged since its writer made it without blocks.
+    let prefixes = if unleased || (req.no_blocks && req.inline_data.is_some()) {
         Vec::new()
     } else {
         vec![keys::block_prefix(ino), keys::pending_prefix(ino)]
@@ -79,17 +81,21 @@ async fn attempt<S: Store>(
     if attrs::kind_of(&inode) != InodeKind::File {
         return Err(NnError::invalid(&what, "not a regular file"));
     }
-    let held = lease::require(&rows[1], ino, &req.lease)?;
+    let held = if unleased {
+        unleased_allowed(&rows[1], &inode, caller, req, &what)?;
+        None
+    } else {
+        Some(lease::require(&rows[1], ino, &req.lease)?)
+    };
     let now = attrs::now_ns();
     let before = FileData::from_rows(&rows[2], block_rows)?;
     let mut pending: HashMap<u64, PendingBlock> = blocks::pending_from_rows(pending_rows)?
         .into_iter()
         .map(|p| (p.block_id, p))
         .collect();
-    let default_policy = if held.policy.is_empty() {
-        cfg.default_policy.as_str()
-    } else {
-        held.policy.as_str()
+    let default_policy = match &held {
+        Some(held) if !held.policy.is_empty() => held.policy.as_str(),
+        _ => cfg.default_policy.as_str(),
     };
     let hole = policy::to_record(&policy::parse(default_policy, cfg.cell_size, &what)?);
 
@@ -131,13 +137,15 @@ async fn attempt<S: Store>(
             txn.delete(keys::pending(ino, id));
         }
     }
-    if req.close {
-        for p in pending.values().filter(|p| p.lease_id == held.lease_id) {
-            blocks::free_pending_one(txn, ino, p, now);
+    match held {
+        Some(held) if req.close => {
+            for p in pending.values().filter(|p| p.lease_id == held.lease_id) {
+                blocks::free_pending_one(txn, ino, p, now);
+            }
+            txn.delete(keys::write_lease(ino));
         }
-        txn.delete(keys::write_lease(ino));
-    } else {
-        lease::extend(txn, ino, held, cfg, now);
+        Some(held) => lease::extend(txn, ino, held, cfg, now),
+        None => {}
     }
     change_access(caller, &mut inode, req.mode, req.uid, req.gid, &what)?;
     inode.size = after.len();
@@ -146,6 +154,32 @@ async fn attempt<S: Store>(
     inode.ctime_ns = inode.ctime_ns.max(now);
     txn.put(keys::inode(ino), inode.encode_to_vec());
     Ok(Outcome::Done(attrs::file_status(ino, "", &inode, None)))
+}
+
+/// Whether an unleased commit may go ahead: the file has no lease (live or expired), its
+/// ctime is the one the writer last gave it (so nobody opened, truncated, wrote or chmodded it
+/// since), the writer owns it, and the commit is inline data only.
+fn unleased_allowed(
+    lease_row: &crate::txn::Versioned,
+    inode: &arbor_proto::records::InodeRecord,
+    caller: &Caller,
+    req: &CommitWriteRequest,
+    what: &str,
+) -> Result<(), NnError> {
+    if req.inline_data.is_none() || !req.blocks.is_empty() {
+        return Err(NnError::invalid(
+            what,
+            "a commit without a lease carries inline data only",
+        ));
+    }
+    let owner = caller.is_superuser() || caller.uid == inode.uid;
+    if lease::decode(lease_row)?.is_some() || inode.ctime_ns != req.unleased_ctime_ns || !owner {
+        return Err(NnError::LeaseExpired(format!(
+            "`{what}': the file changed since this writer created it; the writer must take \
+             its lease"
+        )));
+    }
+    Ok(())
 }
 
 /// The row of a block the writer commits, checked against what it was allocated.

@@ -25,6 +25,9 @@ pub async fn open_write<S: Store>(
     caller: &Caller,
     req: &OpenWriteRequest,
 ) -> Result<OpenWriteReply, NnError> {
+    if req.ino != 0 {
+        return open_ino(ns, caller, req).await;
+    }
     let path = NsPath::parse(&req.path)?;
     if path.is_root() {
         return Err(NnError::IsADirectory(path.text()));
@@ -33,7 +36,8 @@ pub async fn open_write<S: Store>(
     loop {
         let mut txn = ns.begin("open_write");
         let mut exo = runner.exo();
-        let result = attempt(ns, &mut txn, caller, &mut exo, &path, req).await;
+        let presume = req.create && runner.presume();
+        let result = attempt(ns, &mut txn, caller, &mut exo, &path, req, presume).await;
         if let Some(reply) = runner.finish(txn, exo, result).await? {
             return Ok(reply);
         }
@@ -47,12 +51,13 @@ async fn attempt<S: Store>(
     exo: &mut Exo,
     path: &NsPath,
     req: &OpenWriteRequest,
+    presume: bool,
 ) -> Result<Outcome<OpenWriteReply>, NnError> {
     let cfg = &ns.config.data;
     let text = path.text();
     let name = path.name();
     path::check_name(name, &text)?;
-    let walk = ns.resolver.walk(txn, caller, path, false).await?;
+    let walk = ns.resolver.walk_to_new(txn, caller, path, presume).await?;
     let parent = walk.parent()?.ino;
     let seen = walk.target_ino();
 
@@ -168,6 +173,84 @@ async fn attempt<S: Store>(
     txn.put(keys::inode(ino), inode.encode_to_vec());
     let granted = lease::grant(txn, ino, &caller.client_id, &policy_name, cfg, now);
     let status = attrs::file_status(ino, name, &inode, None);
+    reply(ns, status, granted, &policy_name, &data)
+}
+
+/// OpenWrite of an existing file by inode number: a writer that created the file and wrote
+/// it without a lease so far takes the lease now (its file outgrew the metastore, or changed
+/// under it). The path is only for messages; the file's shard holds everything read.
+async fn open_ino<S: Store>(
+    ns: &Namespace<S>,
+    caller: &Caller,
+    req: &OpenWriteRequest,
+) -> Result<OpenWriteReply, NnError> {
+    let what = if req.path.is_empty() {
+        format!("inode {}", req.ino)
+    } else {
+        req.path.clone()
+    };
+    if req.create || req.exclusive || req.overwrite {
+        return Err(NnError::invalid(
+            &what,
+            "an open by inode number opens an existing file as it is",
+        ));
+    }
+    let mut runner = Runner::new(ns, caller, &what);
+    loop {
+        let mut txn = ns.begin("open_write");
+        let mut exo = runner.exo();
+        let result = attempt_ino(ns, &mut txn, caller, &mut exo, req, &what).await;
+        if let Some(reply) = runner.finish(txn, exo, result).await? {
+            return Ok(reply);
+        }
+    }
+}
+
+async fn attempt_ino<S: Store>(
+    ns: &Namespace<S>,
+    txn: &mut S::Txn,
+    caller: &Caller,
+    exo: &mut Exo,
+    req: &OpenWriteRequest,
+    what: &str,
+) -> Result<Outcome<OpenWriteReply>, NnError> {
+    let cfg = &ns.config.data;
+    let ino = req.ino;
+    let mut want = vec![keys::inode(ino), keys::write_lease(ino)];
+    want.extend(exo.home(keys::route_of(ino)));
+    let rows = txn.get(&want, true).await?;
+    if let Some(r) = rows.get(2)
+        && let Some(answer) = Exo::replay(r)?
+    {
+        return Ok(Outcome::Replayed(answer));
+    }
+    let Some(mut inode) = attrs::decode_inode(&rows[0])? else {
+        return Err(NnError::NotFound(what.to_string()));
+    };
+    if attrs::kind_of(&inode) != InodeKind::File {
+        return Err(NnError::invalid(what, "not a regular file"));
+    }
+    let creator = req.created_btime_ns != 0
+        && inode.btime_ns == req.created_btime_ns
+        && (caller.is_superuser() || caller.uid == inode.uid);
+    if !creator {
+        perm::check(caller, &inode, what, perm::WRITE)?;
+    }
+    let now = attrs::now_ns();
+    let current = lease::decode(&rows[1])?;
+    let op = if req.append { "append to" } else { "create" };
+    lease::take_over(txn, ino, current.as_ref(), what, op, &caller.client_id, now).await?;
+    if inode.ec_policy.is_empty() {
+        inode.ec_policy = cfg.default_policy.clone();
+    }
+    if inode.block_size == 0 {
+        inode.block_size = cfg.block_size;
+    }
+    let policy_name = inode.ec_policy.clone();
+    let data = FileData::load(txn, ino).await?;
+    txn.put(keys::inode(ino), inode.encode_to_vec());
+    let granted = lease::grant(txn, ino, &caller.client_id, &policy_name, cfg, now);
+    let status = attrs::file_status(ino, "", &inode, None);
     reply(ns, status, granted, &policy_name, &data)
 }
 

@@ -30,8 +30,12 @@ pub async fn create<S: Store>(
     loop {
         let mut txn = ns.begin("create");
         let mut exo = runner.exo();
+        let presume = runner.presume();
         let result = async {
-            let walk = ns.resolver.walk(&mut txn, caller, &path, false).await?;
+            let walk = ns
+                .resolver
+                .walk_to_new(&mut txn, caller, &path, presume)
+                .await?;
             let parent = walk.parent()?;
             let entry = NewEntry {
                 kind: InodeKind::File,

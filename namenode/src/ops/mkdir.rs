@@ -30,7 +30,12 @@ pub async fn mkdir<S: Store>(
     loop {
         let mut txn = ns.begin("mkdir");
         let mut exo = runner.exo();
-        let (result, last) = attempt(ns, &mut txn, caller, &mut exo, &path, mode, parents).await;
+        // `mkdir -p` often finds the path made: only a plain mkdir presumes it absent.
+        let presume = !parents && runner.presume();
+        let (result, last) = attempt(
+            ns, &mut txn, caller, &mut exo, &path, mode, parents, presume,
+        )
+        .await;
         match runner.finish(txn, exo, result).await? {
             Some(status) if last => return Ok(status),
             // An ancestor was made (or found made): go on with the next component.
@@ -41,6 +46,7 @@ pub async fn mkdir<S: Store>(
 
 /// One transaction: creates the first missing component. Also says whether that component
 /// is the last (the call is then done).
+#[allow(clippy::too_many_arguments)]
 async fn attempt<S: Store>(
     ns: &Namespace<S>,
     txn: &mut S::Txn,
@@ -49,8 +55,14 @@ async fn attempt<S: Store>(
     path: &NsPath,
     mode: u32,
     parents: bool,
+    presume: bool,
 ) -> (Result<Outcome<FileStatus>, NnError>, bool) {
-    let walk = match ns.resolver.walk(txn, caller, path, true).await {
+    let walk = if presume {
+        ns.resolver.walk_to_new(txn, caller, path, true).await
+    } else {
+        ns.resolver.walk(txn, caller, path, true).await
+    };
+    let walk = match walk {
         Ok(w) => w,
         Err(e) => return (Err(e), true),
     };

@@ -180,6 +180,7 @@ pub struct Runner {
     backoff: Duration,
     max_backoff: Duration,
     pub attempts: u32,
+    retry_at_once: bool,
 }
 
 impl Runner {
@@ -191,7 +192,16 @@ impl Runner {
             backoff: ns.config.first_backoff,
             max_backoff: ns.config.max_backoff,
             attempts: 0,
+            retry_at_once: false,
         }
+    }
+
+    /// Whether the attempt under way may presume a name absent (see
+    /// [`Resolver::walk_to_new`]): only the call's first. A conflict of that attempt is
+    /// retried at once, since the likeliest cause is the presumption itself.
+    pub fn presume(&mut self) -> bool {
+        self.retry_at_once = self.attempts == 1;
+        self.retry_at_once
     }
 
     /// Exactly-once state for the next attempt.
@@ -238,6 +248,9 @@ impl Runner {
                     Ok(()) => Ok(Some(reply)),
                     Err(TxnError::Conflict(why)) => {
                         tracing::trace!(what = %self.what, %why, "conflict, retrying");
+                        if std::mem::take(&mut self.retry_at_once) {
+                            return Ok(None);
+                        }
                         self.backoff().await?;
                         Ok(None)
                     }
@@ -511,6 +524,14 @@ pub async fn add_entry<S: Store>(
     if new.kind == InodeKind::Symlink {
         inode.symlink_target = new.symlink_target.to_string();
         inode.size = new.symlink_target.len() as u64;
+    }
+    if new.kind == InodeKind::File {
+        // A file takes its erasure-coding policy when made, as OpenWrite's new files do, so
+        // a writer that later opens it by inode number needs no walk to find it.
+        let cfg = &ns.config.data;
+        let parents = walk.nodes[..path.depth()].iter().map(|n| &n.inode);
+        inode.ec_policy = crate::data::policy::effective(parents, &cfg.default_policy).0;
+        inode.block_size = cfg.block_size;
     }
     txn.put(
         keys::dentry(parent.ino, name),
