@@ -81,7 +81,15 @@ impl Metastore for MetastoreService {
             .shard
             .get_leased(r.keys, &r.lease_holder, length, &r.leased)
             .await?;
-        Ok(Response::new(pb::GetResponse { rows }))
+        let mut pages = Vec::with_capacity(r.scans.len());
+        for scan in r.scans {
+            let (rows, more) = self
+                .shard
+                .scan(scan.start, scan.end, scan.limit, scan.keys_only)
+                .await?;
+            pages.push(pb::ScanResponse { rows, more });
+        }
+        Ok(Response::new(pb::GetResponse { rows, pages }))
     }
 
     async fn scan(

@@ -66,6 +66,23 @@ struct ShardState {
 /// Calls of every scripted shard in arrival order, as (shard, call).
 type CallLog = Arc<Mutex<Vec<(u32, Call)>>>;
 
+/// One page of a scan of the scripted rows.
+fn page(state: &ShardState, req: ScanRequest) -> ScanResponse {
+    let mut rows: Vec<Row> = state
+        .rows
+        .range(req.start..)
+        .take_while(|(k, _)| req.end.is_empty() || **k < req.end)
+        .map(|(k, (version, value))| Row {
+            key: k.clone(),
+            value: value.clone(),
+            version: *version,
+        })
+        .collect();
+    let more = rows.len() > req.limit as usize;
+    rows.truncate(req.limit as usize);
+    ScanResponse { rows, more }
+}
+
 #[derive(Clone)]
 struct ScriptedShard {
     shard: u32,
@@ -174,26 +191,22 @@ impl Metastore for ScriptedShard {
                 }
             })
             .collect();
-        Ok(Response::new(GetResponse { rows }))
+        let pages = req
+            .scans
+            .into_iter()
+            .map(|scan| {
+                self.record(Call::Scan);
+                page(&state, scan)
+            })
+            .collect();
+        Ok(Response::new(GetResponse { rows, pages }))
     }
 
     async fn scan(&self, req: Request<ScanRequest>) -> Result<Response<ScanResponse>, Status> {
         let req = req.into_inner();
         self.record(Call::Scan);
         let state = self.state.lock();
-        let mut rows: Vec<Row> = state
-            .rows
-            .range(req.start..)
-            .take_while(|(k, _)| req.end.is_empty() || **k < req.end)
-            .map(|(k, (version, value))| Row {
-                key: k.clone(),
-                value: value.clone(),
-                version: *version,
-            })
-            .collect();
-        let more = rows.len() > req.limit as usize;
-        rows.truncate(req.limit as usize);
-        Ok(Response::new(ScanResponse { rows, more }))
+        Ok(Response::new(page(&state, req)))
     }
 
     async fn commit(

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arbor_metastore::{Shard, ShardConfig};
-use arbor_proto::metastore::{CommitRequest, ReadCheck, TxnBody, Write, commit_response, write};
+use arbor_proto::metastore::{
+    CommitRequest, ReadCheck, ScanRequest, TxnBody, Write, commit_response, write,
+};
 
-use crate::sharded::metaclient::{CallError, ShardClient};
+use crate::sharded::metaclient::{CallError, ReadKeys, ShardClient};
 
 /// A client whose calls take as long as their longest item says.
 #[derive(Clone, Default)]
@@ -231,8 +233,69 @@ async fn concurrent_commits_and_reads_on_a_real_shard_get_their_own_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalesced_reads_with_scans_each_get_their_own_pages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_shard, client) = served_shard(dir.path()).await;
+    // k000..k063, all present.
+    futures::future::join_all((0..64).map(|n| commit(&client, n, None))).await;
+    let reads = (0..48usize).map(|n| {
+        let client = client.clone();
+        async move {
+            // One point read, then two scans: the 10s decade of n % 6, and a limited page.
+            let decade = n % 6;
+            let read = ReadKeys {
+                keys: vec![format!("k{n:03}").into_bytes()],
+                scans: vec![
+                    ScanRequest {
+                        start: format!("k0{decade}").into_bytes(),
+                        end: format!("k0{}", decade + 1).into_bytes(),
+                        limit: 0,
+                        keys_only: false,
+                    },
+                    ScanRequest {
+                        start: format!("k{n:03}").into_bytes(),
+                        end: Vec::new(),
+                        limit: 3,
+                        keys_only: true,
+                    },
+                ],
+                ..ReadKeys::default()
+            };
+            (n, client.read(read).await.expect("read"))
+        }
+    });
+    for (n, got) in futures::future::join_all(reads).await {
+        assert_eq!(got.rows.len(), 1, "read {n}");
+        assert_eq!(got.rows[0].value, format!("v{n}").into_bytes(), "read {n}");
+        assert_eq!(got.pages.len(), 2, "read {n}");
+        let decade = n % 6;
+        let keys: Vec<Vec<u8>> = got.pages[0].rows.iter().map(|r| r.key.clone()).collect();
+        let want: Vec<Vec<u8>> = (decade * 10..(decade * 10 + 10).min(64))
+            .map(|i| format!("k{i:03}").into_bytes())
+            .collect();
+        assert_eq!(keys, want, "read {n}: first scan");
+        assert!(!got.pages[0].more, "read {n}");
+        let keys: Vec<Vec<u8>> = got.pages[1].rows.iter().map(|r| r.key.clone()).collect();
+        let want: Vec<Vec<u8>> = (n..n + 3)
+            .map(|i| format!("k{i:03}").into_bytes())
+            .collect();
+        assert_eq!(keys, want, "read {n}: second scan");
+        assert!(got.pages[1].more, "read {n}: the page was limited");
+        assert!(
+            got.pages[1].rows.iter().all(|r| r.value.is_empty()),
+            "keys only"
+        );
+    }
+    let ((calls, items), _) = client.sent();
+    assert!(
+        calls < 48,
+        "48 concurrent reads took {calls} calls ({items} items)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_asked_by_one_of_many_coalesced_reads_is_granted() {
-    use crate::sharded::metaclient::{ReadKeys, ReadLease};
+    use crate::sharded::metaclient::ReadLease;
     let dir = tempfile::tempdir().expect("tempdir");
     let (shard, client) = served_shard(dir.path()).await;
     let lease = Duration::from_millis(600);
@@ -248,6 +311,7 @@ async fn a_lease_asked_by_one_of_many_coalesced_reads_is_granted() {
                 .get_leased(ReadKeys {
                     keys: vec![b"dir".to_vec(), format!("k{n}").into_bytes()],
                     leased: vec![n == 17, false],
+                    ..ReadKeys::default()
                 })
                 .await
                 .expect("get")

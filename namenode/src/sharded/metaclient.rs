@@ -137,11 +137,20 @@ pub struct ReadLease {
     pub length: Duration,
 }
 
-/// The keys of one read, and which of them to lease (empty: none).
+/// The keys of one read, which of them to lease (empty: none), and the ranges scanned in
+/// the same call.
 #[derive(Debug, Default)]
 pub struct ReadKeys {
     pub keys: Vec<Vec<u8>>,
     pub leased: Vec<bool>,
+    pub scans: Vec<ScanRequest>,
+}
+
+/// What a read gives: one row per key, one page per scan, in order.
+#[derive(Clone, Debug, Default)]
+pub struct ReadAnswer {
+    pub rows: Vec<Row>,
+    pub pages: Vec<ScanResponse>,
 }
 
 /// The coalescing lanes of one shard client.
@@ -236,20 +245,30 @@ impl ShardClient {
     pub async fn get(&self, keys: Vec<Vec<u8>>) -> Result<Vec<Row>, CallError> {
         self.get_leased(ReadKeys {
             keys,
-            leased: Vec::new(),
+            ..ReadKeys::default()
         })
         .await
     }
 
     /// [`ShardClient::get`], leasing the keys `read.leased` marks (when leases are on).
     pub async fn get_leased(&self, read: ReadKeys) -> Result<Vec<Row>, CallError> {
+        Ok(self.read(read).await?.rows)
+    }
+
+    /// Point reads and scans in one call; coalesced with other reads of this shard.
+    pub async fn read(&self, read: ReadKeys) -> Result<ReadAnswer, CallError> {
         coalesce::call::<Reads>(self, read).await
     }
 
-    /// One Get call for exactly these keys.
-    async fn get_now(&self, read: ReadKeys) -> Result<Vec<Row>, CallError> {
-        let ReadKeys { keys, leased } = read;
+    /// One Get call for exactly these keys and scans.
+    async fn get_now(&self, read: ReadKeys) -> Result<ReadAnswer, CallError> {
+        let ReadKeys {
+            keys,
+            leased,
+            scans,
+        } = read;
         let n = keys.len();
+        let n_scans = scans.len();
         let leased: Vec<u32> = if self.lease.length.is_zero() {
             Vec::new()
         } else {
@@ -269,21 +288,26 @@ impl ShardClient {
             },
             lease_ms: self.lease.length.as_millis().min(u128::from(u32::MAX)) as u32,
             leased,
+            scans,
         };
         let req = self.request(msg, self.timeout);
-        let rows = self.run(self.timeout, self.client().get(req)).await?.rows;
-        if rows.len() != n {
+        let resp = self.run(self.timeout, self.client().get(req)).await?;
+        if resp.rows.len() != n || resp.pages.len() != n_scans {
             return Err(CallError::Refused(
                 Code::Internal,
                 format!(
-                    "shard {} ({}): asked {n} keys, got {} rows",
+                    "shard {} ({}): asked {n} keys and {n_scans} scans, got {} rows and {} pages",
                     self.shard,
                     self.addr,
-                    rows.len()
+                    resp.rows.len(),
+                    resp.pages.len()
                 ),
             ));
         }
-        Ok(rows)
+        Ok(ReadAnswer {
+            rows: resp.rows,
+            pages: resp.pages,
+        })
     }
 
     pub async fn scan(
@@ -379,11 +403,11 @@ pub struct Reads;
 impl Kind for Reads {
     type Client = ShardClient;
     type Item = ReadKeys;
-    type Answer = Result<Vec<Row>, CallError>;
+    type Answer = Result<ReadAnswer, CallError>;
     const BUDGET: usize = 4096;
 
     fn weight(read: &Self::Item) -> usize {
-        read.keys.len()
+        read.keys.len() + read.scans.len()
     }
 
     fn lane(client: &ShardClient) -> &Lane<Self> {
@@ -398,11 +422,17 @@ impl Kind for Reads {
         let mut unique: Vec<Vec<u8>> = Vec::new();
         let mut leased: Vec<bool> = Vec::new();
         let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-        let positions: Vec<Vec<usize>> = items
+        let mut scans = Vec::new();
+        // Per item: where its rows are among the unique keys, and where its pages start.
+        let positions: Vec<(Vec<usize>, usize, usize)> = items
             .into_iter()
             .map(|read| {
+                let first_page = scans.len();
+                let n_pages = read.scans.len();
+                scans.extend(read.scans);
                 let flags = read.leased;
-                read.keys
+                let pos = read
+                    .keys
                     .into_iter()
                     .enumerate()
                     .map(|(j, k)| {
@@ -419,20 +449,26 @@ impl Kind for Reads {
                         leased[i] |= lease;
                         i
                     })
-                    .collect()
+                    .collect();
+                (pos, first_page, n_pages)
             })
             .collect();
-        // `get_now` checks one row per key, so every position is in range.
+        // `get_now` checks one row per key and one page per scan, so every position is in
+        // range.
         let answer = client
             .get_now(ReadKeys {
                 keys: unique,
                 leased,
+                scans,
             })
             .await;
         positions
             .into_iter()
-            .map(|pos| match &answer {
-                Ok(rows) => Ok(pos.iter().map(|&i| rows[i].clone()).collect()),
+            .map(|(pos, first, n)| match &answer {
+                Ok(a) => Ok(ReadAnswer {
+                    rows: pos.iter().map(|&i| a.rows[i].clone()).collect(),
+                    pages: a.pages[first..first + n].to_vec(),
+                }),
                 Err(e) => Err(e.clone()),
             })
             .collect()

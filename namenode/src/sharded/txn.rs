@@ -13,6 +13,7 @@ use super::coordinator;
 use super::metaclient::{CallError, ReadKeys};
 use crate::counters::Call;
 use crate::txn::{CounterOp, Key, Route, ScanPage, ScanRange, Txn, TxnError, Versioned};
+use arbor_proto::metastore::ScanRequest;
 
 /// A transaction over the shards of one cluster.
 pub struct ShardedTxn {
@@ -113,14 +114,7 @@ impl Txn for ShardedTxn {
         validate: bool,
         scans: Vec<ScanRange>,
     ) -> Result<(Vec<Versioned>, Vec<ScanPage>), TxnError> {
-        let shared = Arc::clone(&self.shared);
-        let pages = join_all(
-            scans
-                .into_iter()
-                .map(|s| scan_page(&shared, s.route, s.start, s.end, s.limit)),
-        );
-        let (rows, pages) = futures::join!(self.get(keys, validate), pages);
-        Ok((rows?, pages.into_iter().collect::<Result<_, _>>()?))
+        self.fetch_with_scans(keys, validate, &[], scans).await
     }
 
     fn expect(&mut self, key: Key, version: u64) {
@@ -196,16 +190,35 @@ impl ShardedTxn {
         validate: bool,
         lease: &[bool],
     ) -> Result<Vec<Versioned>, TxnError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+        Ok(self
+            .fetch_with_scans(keys, validate, lease, Vec::new())
+            .await?
+            .0)
+    }
+
+    /// Point reads of `keys` and one page of each scan, one call per shard (every shard at
+    /// once): a shard's keys and scans travel together.
+    async fn fetch_with_scans(
+        &mut self,
+        keys: &[Key],
+        validate: bool,
+        lease: &[bool],
+        scans: Vec<ScanRange>,
+    ) -> Result<(Vec<Versioned>, Vec<ScanPage>), TxnError> {
+        if keys.is_empty() && scans.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
-        let mut by_shard: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        let mut by_shard: BTreeMap<u32, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
         for (i, key) in keys.iter().enumerate() {
             let shard = self.shared.routing.try_shard_of(key.route)?;
-            by_shard.entry(shard).or_default().push(i);
+            by_shard.entry(shard).or_default().0.push(i);
+        }
+        for (j, scan) in scans.iter().enumerate() {
+            let shard = self.shared.routing.try_shard_of(scan.route)?;
+            by_shard.entry(shard).or_default().1.push(j);
         }
         let shared = Arc::clone(&self.shared);
-        let calls = by_shard.into_iter().map(|(shard, idx)| {
+        let calls = by_shard.into_iter().map(|(shard, (idx, sidx))| {
             let shared = &shared;
             let read = ReadKeys {
                 keys: idx.iter().map(|&i| keys[i].bytes.clone()).collect(),
@@ -216,21 +229,53 @@ impl ShardedTxn {
                         .map(|&i| lease.get(i).copied().unwrap_or(false))
                         .collect()
                 },
+                scans: sidx
+                    .iter()
+                    .map(|&j| ScanRequest {
+                        start: scans[j].start.clone(),
+                        end: scans[j].end.clone(),
+                        limit: scans[j].limit,
+                        keys_only: false,
+                    })
+                    .collect(),
             };
             async move {
-                shared.counters.sent(shard, Call::Get);
-                let rows = shared
+                if !read.keys.is_empty() {
+                    shared.counters.sent(shard, Call::Get);
+                }
+                for _ in &read.scans {
+                    shared.counters.sent(shard, Call::Scan);
+                }
+                let answer = shared
                     .client(shard)?
-                    .get_leased(read)
+                    .read(read)
                     .await
                     .map_err(CallError::into_read_error)?;
-                Ok::<_, TxnError>((shard, idx, rows))
+                Ok::<_, TxnError>((shard, idx, sidx, answer))
             }
         });
         let mut out = vec![Versioned::default(); keys.len()];
+        let mut pages: Vec<ScanPage> = vec![(Vec::new(), false); scans.len()];
         for answer in join_all(calls).await {
-            let (shard, idx, rows) = answer?;
-            for (i, row) in idx.into_iter().zip(rows) {
+            let (shard, idx, sidx, answer) = answer?;
+            for (j, page) in sidx.into_iter().zip(answer.pages) {
+                pages[j] = (
+                    page.rows
+                        .into_iter()
+                        .map(|row| {
+                            (
+                                row.key,
+                                Versioned {
+                                    value: row.value,
+                                    version: row.version,
+                                },
+                            )
+                        })
+                        .collect(),
+                    page.more,
+                );
+            }
+            for (i, row) in idx.into_iter().zip(answer.rows) {
                 if validate {
                     self.buffer
                         .record_read(shard, keys[i].bytes.clone(), row.version);
@@ -241,7 +286,7 @@ impl ShardedTxn {
                 };
             }
         }
-        Ok(out)
+        Ok((out, pages))
     }
 }
 
