@@ -176,6 +176,16 @@ impl Resolver {
         self.names.lock().len()
     }
 
+    /// The cache's guess of what `path` names, when it knows every component.
+    pub fn guess(&self, path: &NsPath) -> Option<(Ino, InodeKind)> {
+        let guesses = self.guesses(path);
+        if guesses.len() == path.depth() {
+            guesses.last().copied()
+        } else {
+            None
+        }
+    }
+
     /// The cache's guess of every component's (ino, kind), as far as it knows.
     fn guesses(&self, path: &NsPath) -> Vec<(Ino, InodeKind)> {
         let mut names = self.names.lock();

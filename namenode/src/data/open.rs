@@ -120,6 +120,7 @@ async fn attempt<S: Store>(
             attrs::dentry_value(ino, InodeKind::File),
         );
         txn.put(keys::inode(ino), inode.encode_to_vec());
+        ns.resolver.remember(parent, name, ino, InodeKind::File);
         let mut c = CounterUpdates::default();
         c.entries(parent, 1, 0, now);
         c.apply(txn);

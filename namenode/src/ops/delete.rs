@@ -15,7 +15,7 @@ use prost::Message;
 use crate::attrs::{self, CounterUpdates};
 use crate::error::NnError;
 use crate::keys;
-use crate::ops::{Exo, Namespace, Outcome, Runner, delete_inode, dir_is_empty};
+use crate::ops::{Exo, InodeRows, Namespace, Outcome, Runner, delete_inode, dir_is_empty};
 use crate::path::NsPath;
 use crate::perm::{self, Caller};
 use crate::txn::{Store, Txn};
@@ -53,7 +53,20 @@ async fn attempt<S: Store>(
 ) -> Result<Outcome<DeleteReply>, NnError> {
     let text = path.text();
     let name = path.name();
-    let walk = ns.resolver.walk(txn, caller, path, false).await?;
+    // A file the path cache knows: its own rows are read beside the walk, in a read-only
+    // transaction of their own, and used if the walk finds the same inode at the version
+    // read with them (see `InodeRows`).
+    let guess = ns
+        .resolver
+        .guess(path)
+        .filter(|(_, kind)| *kind == InodeKind::File);
+    let early = async {
+        let (ino, kind) = guess?;
+        let mut reads = ns.store.begin();
+        InodeRows::read(&mut reads, ino, kind).await.ok()
+    };
+    let (walk, early) = futures::join!(ns.resolver.walk(txn, caller, path, false), early);
+    let walk = walk?;
     let parent = walk.parent()?.ino;
     let seen = walk.target_ino();
 
@@ -73,6 +86,7 @@ async fn attempt<S: Store>(
         return Ok(Outcome::Replayed(answer));
     }
     let victim_row = victim_row.unwrap_or_default();
+    let version = victim_row.version;
     let parent_inode = walk.parent()?.inode.clone();
     let Some(dentry) = attrs::decode_dentry(&dentry_row)? else {
         return match seen {
@@ -106,7 +120,11 @@ async fn attempt<S: Store>(
     let ino = dentry.ino;
     txn.delete(keys::dentry(parent, name));
     if !is_dir {
-        delete_inode(txn, ino, kind).await?;
+        let rows = match early {
+            Some(rows) if guess.map(|g| g.0) == Some(ino) && rows.inode_version == version => rows,
+            _ => InodeRows::read(txn, ino, kind).await?,
+        };
+        rows.delete(txn)?;
     } else if dir_is_empty(txn, ino).await? {
         txn.require_empty(keys::content_route(ino), keys::dentry_prefix(ino));
         delete_inode(txn, ino, kind).await?;

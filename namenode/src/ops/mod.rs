@@ -360,40 +360,86 @@ pub async fn dir_is_empty<T: Txn>(txn: &mut T, ino: Ino) -> Result<bool, NnError
 /// What it must read (xattr names; a file's inline row, blocks and pending allocations) comes
 /// in one round on the inode's shard.
 pub async fn delete_inode<T: Txn>(txn: &mut T, ino: Ino, kind: InodeKind) -> Result<(), NnError> {
-    use crate::data::blocks::{self, FileData};
-    let now = attrs::now_ns();
-    let route = keys::route_of(ino);
-    let file = kind == InodeKind::File;
-    let mut prefixes = vec![keys::xattr_prefix(ino)];
-    let mut want = Vec::new();
-    if file {
-        prefixes.push(keys::block_prefix(ino));
-        prefixes.push(keys::pending_prefix(ino));
-        want.push(keys::inline(ino));
-    }
-    let (rows, found) = read_with_prefixes(txn, &want, false, route, &prefixes).await?;
-    let mut found = found.into_iter();
-    for (k, _) in found.next().unwrap_or_default() {
-        txn.delete(Key::new(route, k));
-    }
-    txn.delete(keys::inode(ino));
-    match kind {
-        InodeKind::Directory => {
-            txn.delete(keys::counter(ino));
-            txn.put(keys::tombstone(ino), now.to_be_bytes().to_vec());
+    let rows = InodeRows::read(txn, ino, kind).await?;
+    rows.delete(txn)
+}
+
+/// The rows an inode owns besides its inode row (its xattrs; a file's inline bytes, blocks
+/// and pending allocations), as read (unvalidated) to delete them, with the versions of the
+/// inode row and the write lease read before them in the same call: every change to those
+/// rows also writes the inode row or (an allocation) the lease, so a delete whose commit
+/// checks both versions removes exactly what there is. The caller checks the inode's
+/// version (its walk read it); [`InodeRows::delete`] checks the lease's.
+pub struct InodeRows {
+    ino: Ino,
+    kind: InodeKind,
+    /// The inode row's version, read before the other rows in the same call.
+    pub inode_version: u64,
+    lease_version: u64,
+    inline: Versioned,
+    xattrs: Vec<(Vec<u8>, Versioned)>,
+    blocks: Vec<(Vec<u8>, Versioned)>,
+    pending: Vec<(Vec<u8>, Versioned)>,
+}
+
+impl InodeRows {
+    /// Reads them in one round on the inode's shard.
+    pub async fn read<T: Txn>(txn: &mut T, ino: Ino, kind: InodeKind) -> Result<Self, NnError> {
+        let route = keys::route_of(ino);
+        let file = kind == InodeKind::File;
+        let mut prefixes = vec![keys::xattr_prefix(ino)];
+        let mut want = vec![keys::inode(ino)];
+        if file {
+            prefixes.push(keys::block_prefix(ino));
+            prefixes.push(keys::pending_prefix(ino));
+            want.push(keys::write_lease(ino));
+            want.push(keys::inline(ino));
         }
-        InodeKind::File => {
-            let inline = rows.first().cloned().unwrap_or_default();
-            let before = FileData::from_rows(&inline, found.next().unwrap_or_default())?;
-            FileData::default().store(txn, ino, &before, now);
-            for p in blocks::pending_from_rows(found.next().unwrap_or_default())? {
-                blocks::free_pending_one(txn, ino, &p, now);
+        let (rows, found) = read_with_prefixes(txn, &want, false, route, &prefixes).await?;
+        let mut rows = rows.into_iter();
+        let mut found = found.into_iter();
+        Ok(InodeRows {
+            ino,
+            kind,
+            inode_version: rows.next().map_or(0, |r| r.version),
+            lease_version: rows.next().map_or(0, |r| r.version),
+            inline: rows.next().unwrap_or_default(),
+            xattrs: found.next().unwrap_or_default(),
+            blocks: found.next().unwrap_or_default(),
+            pending: found.next().unwrap_or_default(),
+        })
+    }
+
+    /// Deletes the inode with every row read (a directory's counter too, leaving its
+    /// tombstone; a file's blocks and pending allocations go to the freed queue).
+    pub fn delete<T: Txn>(self, txn: &mut T) -> Result<(), NnError> {
+        use crate::data::blocks::{self, FileData};
+        let now = attrs::now_ns();
+        let ino = self.ino;
+        let route = keys::route_of(ino);
+        for (k, _) in self.xattrs {
+            txn.delete(Key::new(route, k));
+        }
+        txn.delete(keys::inode(ino));
+        match self.kind {
+            InodeKind::Directory => {
+                txn.delete(keys::counter(ino));
+                txn.put(keys::tombstone(ino), now.to_be_bytes().to_vec());
             }
-            txn.delete(keys::write_lease(ino));
+            InodeKind::File => {
+                // An allocation made since the read (it writes the lease) fails this commit.
+                txn.expect(keys::write_lease(ino), self.lease_version);
+                let before = FileData::from_rows(&self.inline, self.blocks)?;
+                FileData::default().store(txn, ino, &before, now);
+                for p in blocks::pending_from_rows(self.pending)? {
+                    blocks::free_pending_one(txn, ino, &p, now);
+                }
+                txn.delete(keys::write_lease(ino));
+            }
+            _ => {}
         }
-        _ => {}
+        Ok(())
     }
-    Ok(())
 }
 
 /// What a new entry is.
@@ -538,6 +584,9 @@ pub async fn add_entry<S: Store>(
         attrs::dentry_value(ino, new.kind),
     );
     txn.put(keys::inode(ino), inode.encode_to_vec());
+    // A guess for the next walk through this name (checked by that walk's read of the
+    // dentry, so a commit that fails leaves only a wrong guess).
+    ns.resolver.remember(parent.ino, name, ino, new.kind);
     // A new directory's counter row is made by its first child's commutative update (a
     // missing row reads as zeros): writing it now would take the mkdir to a second shard.
     let counter = (new.kind == InodeKind::Directory).then_some([0, 0, now, now]);
