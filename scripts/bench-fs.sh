@@ -3,6 +3,7 @@
 # run: `arbor bench fs` phases, then unpacking and comparing a source tree (a tar of
 # /usr/include). The figures BENCHMARKS.md quotes for the mount.
 #   scripts/bench-fs.sh [THREADS] [FILES] [SIZE]
+#   ARBOR_BENCH_BIN=DIR: the binaries to measure (default: a release build of this tree)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +17,9 @@ pass=$work/pass
 mkdir -p "$mnt" "$pass" "$shm/plain" "$shm/under"
 
 command -v bindfs >/dev/null || { apt-get update -qq && apt-get install -y -qq bindfs >/dev/null; }
-[ -n "${ARBOR_BENCH_NO_BUILD:-}" ] || cargo build --release --workspace --bins
-bin=target/release
+# ARBOR_BENCH_BIN: measure binaries built elsewhere (a previous version) instead.
+bin=${ARBOR_BENCH_BIN:-target/release}
+[ -n "${ARBOR_BENCH_NO_BUILD:-}${ARBOR_BENCH_BIN:-}" ] || cargo build --release --workspace --bins
 "$bin/arbor" dev --dir "$work/cluster" --metastore-port 29100 --namenode-port 28020 \
   >"$work/dev.log" 2>&1 &
 dev=$!

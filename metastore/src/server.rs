@@ -81,14 +81,23 @@ impl Metastore for MetastoreService {
             .shard
             .get_leased(r.keys, &r.lease_holder, length, &r.leased)
             .await?;
-        let mut pages = Vec::with_capacity(r.scans.len());
-        for scan in r.scans {
-            let (rows, more) = self
-                .shard
-                .scan(scan.start, scan.end, scan.limit, scan.keys_only)
-                .await?;
-            pages.push(pb::ScanResponse { rows, more });
-        }
+        let scans = r
+            .scans
+            .into_iter()
+            .map(|s| crate::shard::ScanSpec {
+                start: s.start,
+                end: s.end,
+                limit: s.limit,
+                keys_only: s.keys_only,
+            })
+            .collect();
+        let pages = self
+            .shard
+            .scan_many(scans)
+            .await?
+            .into_iter()
+            .map(|(rows, more)| pb::ScanResponse { rows, more })
+            .collect();
         Ok(Response::new(pb::GetResponse { rows, pages }))
     }
 

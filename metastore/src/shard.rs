@@ -142,6 +142,15 @@ fn check_txn_id(txn_id: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// One range to scan (see [`Shard::scan`]).
+#[derive(Clone, Debug)]
+pub struct ScanSpec {
+    pub start: Vec<u8>,
+    pub end: Vec<u8>,
+    pub limit: u32,
+    pub keys_only: bool,
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -446,45 +455,75 @@ impl Shard {
         limit: u32,
         keys_only: bool,
     ) -> Result<(Vec<Row>, bool)> {
-        let limit = match limit {
-            0 => DEFAULT_SCAN_LIMIT,
-            n => (n as usize).min(MAX_SCAN_LIMIT),
-        };
-        if !end.is_empty() && end <= start {
-            return Ok((Vec::new(), false));
+        let mut pages = self
+            .scan_many(vec![ScanSpec {
+                start,
+                end,
+                limit,
+                keys_only,
+            }])
+            .await?;
+        Ok(pages.pop().unwrap_or_default())
+    }
+
+    /// Several [`Shard::scan`]s, one page each, in order, with the tables read in one
+    /// blocking task for all of them.
+    pub async fn scan_many(&self, scans: Vec<ScanSpec>) -> Result<Vec<(Vec<Row>, bool)>> {
+        let mut work = Vec::with_capacity(scans.len());
+        for scan in scans {
+            let limit = match scan.limit {
+                0 => DEFAULT_SCAN_LIMIT,
+                n => (n as usize).min(MAX_SCAN_LIMIT),
+            };
+            if !scan.end.is_empty() && scan.end <= scan.start {
+                work.push(None);
+                continue;
+            }
+            let range = ReadSet::Range {
+                start: &scan.start,
+                end: (!scan.end.is_empty()).then_some(scan.end.as_slice()),
+            };
+            read_resolve::settle(self, &range).await?;
+            let (s, e) = keyspace::data_range(&scan.start, &scan.end);
+            // The overlay's entries first, then the tables: both only move forward, so every
+            // row returned is at least as new as it was when the scan looked at the overlay.
+            let pending = self.inner.overlay.range(&s, &e, limit + 1);
+            work.push(Some((s, e, limit, scan.keys_only, pending)));
         }
-        let range = ReadSet::Range {
-            start: &start,
-            end: (!end.is_empty()).then_some(end.as_slice()),
-        };
-        read_resolve::settle(self, &range).await?;
-        let (s, e) = keyspace::data_range(&start, &end);
-        // The overlay's entries first, then the tables: both only move forward, so every row
-        // returned is at least as new as it was when the scan looked at the overlay.
-        let pending = self.inner.overlay.range(&s, &e, limit + 1);
+        if work.iter().all(Option::is_none) {
+            return Ok(work.iter().map(|_| (Vec::new(), false)).collect());
+        }
         let engine = self.inner.engine.clone();
         blocking(move || {
-            // Each delete in the overlay may hide one row of the tables: read that many more.
-            let hidden = pending.iter().filter(|(_, v)| v.is_none()).count();
-            let tables = engine.scan(&s, Some(&e), limit + 1 + hidden)?;
-            let mut rows = overlay::merge_scan(pending, tables, limit + 1);
-            let more = rows.len() > limit;
-            rows.truncate(limit);
-            rows.into_iter()
-                .map(|(k, v)| {
-                    let (version, payload) = keyspace::decode_row(&v)?;
-                    Ok(Row {
-                        key: k[1..].to_vec(),
-                        value: if keys_only {
-                            Vec::new()
-                        } else {
-                            payload.to_vec()
-                        },
-                        version,
-                    })
+            work.into_iter()
+                .map(|w| match w {
+                    None => Ok((Vec::new(), false)),
+                    Some((s, e, limit, keys_only, pending)) => {
+                        // Each delete in the overlay may hide one row of the tables: read
+                        // that many more.
+                        let hidden = pending.iter().filter(|(_, v)| v.is_none()).count();
+                        let tables = engine.scan(&s, Some(&e), limit + 1 + hidden)?;
+                        let mut rows = overlay::merge_scan(pending, tables, limit + 1);
+                        let more = rows.len() > limit;
+                        rows.truncate(limit);
+                        rows.into_iter()
+                            .map(|(k, v)| {
+                                let (version, payload) = keyspace::decode_row(&v)?;
+                                Ok(Row {
+                                    key: k[1..].to_vec(),
+                                    value: if keys_only {
+                                        Vec::new()
+                                    } else {
+                                        payload.to_vec()
+                                    },
+                                    version,
+                                })
+                            })
+                            .collect::<Result<Vec<_>>>()
+                            .map(|rows| (rows, more))
+                    }
                 })
-                .collect::<Result<Vec<_>>>()
-                .map(|rows| (rows, more))
+                .collect()
         })
         .await
     }
