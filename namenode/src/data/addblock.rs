@@ -40,18 +40,14 @@ async fn attempt<S: Store>(
 ) -> Result<Outcome<AddBlockReply>, NnError> {
     let cfg = &ns.config.data;
     let ino = req.ino;
-    let mut want = vec![keys::inode(ino), keys::write_lease(ino)];
-    want.extend(exo.home(keys::route_of(ino)));
-    let rows = txn.get(&want, true).await?;
-    if let Some(r) = rows.get(2)
-        && let Some(answer) = Exo::replay(r)?
-    {
-        return Ok(Outcome::Replayed(answer));
-    }
-    if attrs::decode_inode(&rows[0])?.is_none() {
+    let (inode_row, lease_row) = match lease::read_file(txn, exo, ino).await? {
+        Ok(rows) => rows,
+        Err(answer) => return Ok(Outcome::Replayed(answer)),
+    };
+    if attrs::decode_inode(&inode_row)?.is_none() {
         return Err(NnError::NotFound(format!("inode {ino}")));
     }
-    let held = lease::require(&rows[1], ino, &req.lease)?;
+    let held = lease::require(&lease_row, ino, &req.lease)?;
     let name = if held.policy.is_empty() {
         cfg.default_policy.clone()
     } else {

@@ -118,3 +118,26 @@ pub fn extend<T: Txn>(txn: &mut T, ino: Ino, mut lease: WriteLease, config: &Dat
     lease.expires_ns = now.saturating_add(nanos(config.lease_soft));
     txn.put(keys::write_lease(ino), lease.encode_to_vec());
 }
+
+/// What a writer's call by inode number reads first: the inode and lease rows of `ino`,
+/// validated with the call's retry record. `Err` carries the stored answer of an earlier
+/// attempt of this call that committed.
+pub async fn read_file<T: Txn>(
+    txn: &mut T,
+    exo: &mut crate::ops::Exo,
+    ino: Ino,
+) -> Result<Result<(Versioned, Versioned), Vec<u8>>, NnError> {
+    let mut want = vec![keys::inode(ino), keys::write_lease(ino)];
+    want.extend(exo.home(keys::route_of(ino)));
+    let mut rows = txn.get(&want, true).await?.into_iter();
+    let (inode, lease) = (
+        rows.next().unwrap_or_default(),
+        rows.next().unwrap_or_default(),
+    );
+    if let Some(r) = rows.next()
+        && let Some(answer) = crate::ops::Exo::replay(&r)?
+    {
+        return Ok(Err(answer));
+    }
+    Ok(Ok((inode, lease)))
+}

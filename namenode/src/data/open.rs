@@ -217,15 +217,11 @@ async fn attempt_ino<S: Store>(
 ) -> Result<Outcome<OpenWriteReply>, NnError> {
     let cfg = &ns.config.data;
     let ino = req.ino;
-    let mut want = vec![keys::inode(ino), keys::write_lease(ino)];
-    want.extend(exo.home(keys::route_of(ino)));
-    let rows = txn.get(&want, true).await?;
-    if let Some(r) = rows.get(2)
-        && let Some(answer) = Exo::replay(r)?
-    {
-        return Ok(Outcome::Replayed(answer));
-    }
-    let Some(mut inode) = attrs::decode_inode(&rows[0])? else {
+    let (inode_row, lease_row) = match lease::read_file(txn, exo, ino).await? {
+        Ok(rows) => rows,
+        Err(answer) => return Ok(Outcome::Replayed(answer)),
+    };
+    let Some(mut inode) = attrs::decode_inode(&inode_row)? else {
         return Err(NnError::NotFound(what.to_string()));
     };
     if attrs::kind_of(&inode) != InodeKind::File {
@@ -238,7 +234,7 @@ async fn attempt_ino<S: Store>(
         perm::check(caller, &inode, what, perm::WRITE)?;
     }
     let now = attrs::now_ns();
-    let current = lease::decode(&rows[1])?;
+    let current = lease::decode(&lease_row)?;
     let op = if req.append { "append to" } else { "create" };
     lease::take_over(txn, ino, current.as_ref(), what, op, &caller.client_id, now).await?;
     if inode.ec_policy.is_empty() {

@@ -13,7 +13,7 @@ use super::coordinator;
 use super::metaclient::{CallError, ReadKeys};
 use crate::counters::Call;
 use crate::txn::{CounterOp, Key, Route, ScanPage, ScanRange, Txn, TxnError, Versioned};
-use arbor_proto::metastore::ScanRequest;
+use arbor_proto::metastore::{ScanRequest, ScanResponse};
 
 /// A transaction over the shards of one cluster.
 pub struct ShardedTxn {
@@ -259,21 +259,7 @@ impl ShardedTxn {
         for answer in join_all(calls).await {
             let (shard, idx, sidx, answer) = answer?;
             for (j, page) in sidx.into_iter().zip(answer.pages) {
-                pages[j] = (
-                    page.rows
-                        .into_iter()
-                        .map(|row| {
-                            (
-                                row.key,
-                                Versioned {
-                                    value: row.value,
-                                    version: row.version,
-                                },
-                            )
-                        })
-                        .collect(),
-                    page.more,
-                );
+                pages[j] = page_of(page);
             }
             for (i, row) in idx.into_iter().zip(answer.rows) {
                 if validate {
@@ -305,6 +291,11 @@ async fn scan_page(
         .scan(start, end, limit)
         .await
         .map_err(CallError::into_read_error)?;
+    Ok(page_of(resp))
+}
+
+/// A shard's scan page as the transaction interface gives it.
+fn page_of(resp: ScanResponse) -> ScanPage {
     let rows = resp
         .rows
         .into_iter()
@@ -318,5 +309,5 @@ async fn scan_page(
             )
         })
         .collect();
-    Ok((rows, resp.more))
+    (rows, resp.more)
 }
