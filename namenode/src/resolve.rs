@@ -27,7 +27,7 @@ use crate::error::NnError;
 use crate::keys::{self, Ino, ROOT_INO};
 use crate::path::NsPath;
 use crate::perm::{self, Caller};
-use crate::txn::{Key, Txn, Versioned};
+use crate::txn::{Key, ScanPage, ScanRange, Txn, Versioned};
 
 /// A resolved path component.
 #[derive(Clone, Debug)]
@@ -68,6 +68,17 @@ pub struct Walk {
     /// Every row the walk read, with its version (0: absent): an operation turns the ones its
     /// semantics rest on into read checks ([`Walk::expect`]) instead of reading them again.
     rows: HashMap<Vec<u8>, Versioned>,
+    /// The first page of each scan of the caller's [`Extra`], read in the first round.
+    pub extra_pages: Vec<ScanPage>,
+}
+
+/// What a walk's caller wants read in the walk's first round beside the path's own rows
+/// (unvalidated; point reads before scans on each shard): rows of the inode the path cache
+/// guesses the path names, say. Its keys' rows are then the walk's ([`Walk::row`]).
+#[derive(Debug, Default)]
+pub struct Extra {
+    pub keys: Vec<Key>,
+    pub scans: Vec<ScanRange>,
 }
 
 impl Walk {
@@ -215,7 +226,27 @@ impl Resolver {
         path: &NsPath,
         want_counter: bool,
     ) -> Result<Walk, NnError> {
-        self.walk_from(txn, caller, path, want_counter, false, HashMap::new())
+        self.walk_from(
+            txn,
+            caller,
+            path,
+            want_counter,
+            false,
+            Extra::default(),
+            HashMap::new(),
+        )
+        .await
+    }
+
+    /// [`Resolver::walk`] with `extra` read in its first round.
+    pub async fn walk_with<T: Txn>(
+        &self,
+        txn: &mut T,
+        caller: &Caller,
+        path: &NsPath,
+        extra: Extra,
+    ) -> Result<Walk, NnError> {
+        self.walk_from(txn, caller, path, false, false, extra, HashMap::new())
             .await
     }
 
@@ -231,8 +262,16 @@ impl Resolver {
         path: &NsPath,
         presume: bool,
     ) -> Result<Walk, NnError> {
-        self.walk_from(txn, caller, path, false, presume, HashMap::new())
-            .await
+        self.walk_from(
+            txn,
+            caller,
+            path,
+            false,
+            presume,
+            Extra::default(),
+            HashMap::new(),
+        )
+        .await
     }
 
     /// Walks two paths (a rename's source and destination) with one first round for both:
@@ -254,9 +293,11 @@ impl Resolver {
         let mut rows = HashMap::new();
         fetch_walk(txn, &mut rows, first).await?;
         let wa = self
-            .walk_from(txn, caller, a, false, false, rows.clone())
+            .walk_from(txn, caller, a, false, false, Extra::default(), rows.clone())
             .await?;
-        let wb = self.walk_from(txn, caller, b, false, false, rows).await?;
+        let wb = self
+            .walk_from(txn, caller, b, false, false, Extra::default(), rows)
+            .await?;
         Ok((wa, wb))
     }
 
@@ -304,6 +345,7 @@ impl Resolver {
 
     /// A walk given rows already read in this transaction (its own first round is then only
     /// what they lack).
+    #[allow(clippy::too_many_arguments)]
     async fn walk_from<T: Txn>(
         &self,
         txn: &mut T,
@@ -311,6 +353,7 @@ impl Resolver {
         path: &NsPath,
         want_counter: bool,
         presume_new: bool,
+        extra: Extra,
         mut rows: HashMap<Vec<u8>, Versioned>,
     ) -> Result<Walk, NnError> {
         let comps = path.comps();
@@ -319,7 +362,12 @@ impl Resolver {
         let presume_new = presume_new && self.guesses(path).len() < n;
         let mut first = self.first_round(path, want_counter, presume_new);
         first.retain(|(k, _)| !rows.contains_key(&k.bytes));
-        fetch_walk(txn, &mut rows, first).await?;
+        for key in extra.keys {
+            if !rows.contains_key(&key.bytes) && !first.iter().any(|(k, _)| *k == key) {
+                first.push((key, false));
+            }
+        }
+        let extra_pages = fetch_walk_with(txn, &mut rows, first, extra.scans).await?;
 
         let root_inode = attrs::decode_inode(row(&rows, &keys::inode(ROOT_INO)))?
             .ok_or_else(|| NnError::Internal("the root inode is missing".into()))?;
@@ -339,6 +387,7 @@ impl Resolver {
                     nodes,
                     end: End::NotDir(i),
                     rows,
+                    extra_pages,
                 });
             }
             perm::check(caller, &dir.inode, &path.prefix(i).text(), perm::EXECUTE)?;
@@ -357,6 +406,7 @@ impl Resolver {
                     nodes,
                     end: End::Missing(i),
                     rows,
+                    extra_pages,
                 });
             };
             let kind = dentry_kind(&dentry);
@@ -393,6 +443,7 @@ impl Resolver {
             nodes,
             end: End::Complete,
             rows,
+            extra_pages,
         })
     }
 }
@@ -412,11 +463,22 @@ async fn fetch_walk<T: Txn>(
     rows: &mut HashMap<Vec<u8>, Versioned>,
     keys: Vec<(Key, bool)>,
 ) -> Result<(), NnError> {
-    if keys.is_empty() {
-        return Ok(());
+    fetch_walk_with(txn, rows, keys, Vec::new()).await?;
+    Ok(())
+}
+
+/// [`fetch_walk`] with `scans` in the same round; their first pages.
+async fn fetch_walk_with<T: Txn>(
+    txn: &mut T,
+    rows: &mut HashMap<Vec<u8>, Versioned>,
+    keys: Vec<(Key, bool)>,
+    scans: Vec<ScanRange>,
+) -> Result<Vec<ScanPage>, NnError> {
+    if keys.is_empty() && scans.is_empty() {
+        return Ok(Vec::new());
     }
     let (keys, lasting): (Vec<Key>, Vec<bool>) = keys.into_iter().unzip();
-    let got = txn.get_walk(&keys, &lasting).await?;
+    let (got, pages) = txn.walk_round(&keys, &lasting, scans).await?;
     if got.len() != keys.len() {
         return Err(NnError::Internal(format!(
             "asked for {} rows, got {}",
@@ -427,5 +489,5 @@ async fn fetch_walk<T: Txn>(
     for (k, v) in keys.into_iter().zip(got) {
         rows.insert(k.bytes, v);
     }
-    Ok(())
+    Ok(pages)
 }

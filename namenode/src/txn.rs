@@ -119,6 +119,24 @@ pub trait Txn: Send {
         self.get(keys, false)
     }
 
+    /// [`Txn::get_walk`] and the first page of each of `scans` in one round; on a shard, the
+    /// point reads are read before the scans.
+    fn walk_round(
+        &mut self,
+        keys: &[Key],
+        lasting: &[bool],
+        scans: Vec<ScanRange>,
+    ) -> impl Future<Output = Result<(Vec<Versioned>, Vec<ScanPage>), TxnError>> + Send {
+        async move {
+            let rows = self.get_walk(keys, lasting).await?;
+            let mut pages = Vec::with_capacity(scans.len());
+            for s in scans {
+                pages.push(self.scan(s.route, s.start, s.end, s.limit).await?);
+            }
+            Ok((rows, pages))
+        }
+    }
+
     /// Committed rows with keys in `[start, end)` on the shard of `route`, in key order, at
     /// most `limit`; the flag says whether more follow. Not validated.
     fn scan(

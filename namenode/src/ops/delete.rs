@@ -18,6 +18,7 @@ use crate::keys;
 use crate::ops::{Exo, InodeRows, Namespace, Outcome, Runner, delete_inode, dir_is_empty};
 use crate::path::NsPath;
 use crate::perm::{self, Caller};
+use crate::resolve::Extra;
 use crate::txn::{Store, Txn};
 
 pub async fn delete<S: Store>(
@@ -53,20 +54,20 @@ async fn attempt<S: Store>(
 ) -> Result<Outcome<DeleteReply>, NnError> {
     let text = path.text();
     let name = path.name();
-    // A file the path cache knows: its own rows are read beside the walk, in a read-only
-    // transaction of their own, and used if the walk finds the same inode at the version
-    // read with them (see `InodeRows`).
+    // A file the path cache knows: its own rows are read in the walk's first round, and
+    // used if the walk finds the same inode (at the version read with them: the same call).
     let guess = ns
         .resolver
         .guess(path)
         .filter(|(_, kind)| *kind == InodeKind::File);
-    let early = async {
-        let (ino, kind) = guess?;
-        let mut reads = ns.store.begin();
-        InodeRows::read(&mut reads, ino, kind).await.ok()
+    let extra = match guess {
+        Some((ino, kind)) => {
+            let (keys, scans) = InodeRows::plan(ino, kind);
+            Extra { keys, scans }
+        }
+        None => Extra::default(),
     };
-    let (walk, early) = futures::join!(ns.resolver.walk(txn, caller, path, false), early);
-    let walk = walk?;
+    let walk = ns.resolver.walk_with(txn, caller, path, extra).await?;
     let parent = walk.parent()?.ino;
     let seen = walk.target_ino();
 
@@ -120,8 +121,21 @@ async fn attempt<S: Store>(
     let ino = dentry.ino;
     txn.delete(keys::dentry(parent, name));
     if !is_dir {
-        let rows = match early {
-            Some(rows) if guess.map(|g| g.0) == Some(ino) && rows.inode_version == version => rows,
+        let rows = match guess {
+            Some((guessed, _)) if guessed == ino && walk.extra_pages.len() == 3 => {
+                let (keys, _) = InodeRows::plan(ino, kind);
+                let read: Vec<_> = keys
+                    .iter()
+                    .map(|k| walk.row(k).cloned().unwrap_or_default())
+                    .collect();
+                let rows =
+                    InodeRows::assemble(txn, ino, kind, read, walk.extra_pages.clone()).await?;
+                if rows.inode_version == version {
+                    rows
+                } else {
+                    InodeRows::read(txn, ino, kind).await?
+                }
+            }
             _ => InodeRows::read(txn, ino, kind).await?,
         };
         rows.delete(txn)?;

@@ -383,19 +383,50 @@ pub struct InodeRows {
 }
 
 impl InodeRows {
-    /// Reads them in one round on the inode's shard.
-    pub async fn read<T: Txn>(txn: &mut T, ino: Ino, kind: InodeKind) -> Result<Self, NnError> {
+    /// What to read for them: point reads (the inode row and lease first), and scans.
+    pub fn plan(ino: Ino, kind: InodeKind) -> (Vec<Key>, Vec<ScanRange>) {
         let route = keys::route_of(ino);
-        let file = kind == InodeKind::File;
         let mut prefixes = vec![keys::xattr_prefix(ino)];
         let mut want = vec![keys::inode(ino)];
-        if file {
+        if kind == InodeKind::File {
             prefixes.push(keys::block_prefix(ino));
             prefixes.push(keys::pending_prefix(ino));
             want.push(keys::write_lease(ino));
             want.push(keys::inline(ino));
         }
-        let (rows, found) = read_with_prefixes(txn, &want, false, route, &prefixes).await?;
+        let scans = prefixes
+            .iter()
+            .map(|p| ScanRange {
+                route,
+                start: p.clone(),
+                end: prefix_end(p),
+                limit: SCAN_PAGE,
+            })
+            .collect();
+        (want, scans)
+    }
+
+    /// Reads them in one round on the inode's shard.
+    pub async fn read<T: Txn>(txn: &mut T, ino: Ino, kind: InodeKind) -> Result<Self, NnError> {
+        let (want, scans) = Self::plan(ino, kind);
+        let (rows, pages) = txn.read_round(&want, false, scans).await?;
+        Self::assemble(txn, ino, kind, rows, pages).await
+    }
+
+    /// From what [`InodeRows::plan`] read (`rows` in its keys' order, `pages` the first page
+    /// of each scan): the pages after a full one are read now.
+    pub async fn assemble<T: Txn>(
+        txn: &mut T,
+        ino: Ino,
+        kind: InodeKind,
+        rows: Vec<Versioned>,
+        pages: Vec<ScanPage>,
+    ) -> Result<Self, NnError> {
+        let (_, scans) = Self::plan(ino, kind);
+        let mut found = Vec::with_capacity(pages.len());
+        for (scan, page) in scans.into_iter().zip(pages) {
+            found.push(scan_rest(txn, scan.route, scan.end, page).await?);
+        }
         let mut rows = rows.into_iter();
         let mut found = found.into_iter();
         Ok(InodeRows {

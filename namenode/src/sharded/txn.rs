@@ -64,9 +64,18 @@ impl Txn for ShardedTxn {
         keys: &[Key],
         lasting: &[bool],
     ) -> Result<Vec<Versioned>, TxnError> {
+        Ok(self.walk_round(keys, lasting, Vec::new()).await?.0)
+    }
+
+    async fn walk_round(
+        &mut self,
+        keys: &[Key],
+        lasting: &[bool],
+        scans: Vec<ScanRange>,
+    ) -> Result<(Vec<Versioned>, Vec<ScanPage>), TxnError> {
         let rows = &self.shared.rows;
         if !rows.enabled() || !lasting.iter().any(|l| *l) {
-            return self.fetch(keys, false, &[]).await;
+            return self.fetch_with_scans(keys, false, &[], scans).await;
         }
         let mut out: Vec<Option<Versioned>> = vec![None; keys.len()];
         let mut missing = Vec::new();
@@ -84,10 +93,14 @@ impl Txn for ShardedTxn {
                 }
             }
         }
-        if !missing.is_empty() {
+        let mut pages = Vec::new();
+        if !missing.is_empty() || !scans.is_empty() {
             let wanted: Vec<Key> = missing.iter().map(|&i| keys[i].clone()).collect();
             let sent = std::time::Instant::now();
-            let got = self.fetch(&wanted, false, &missing_lasting).await?;
+            let (got, got_pages) = self
+                .fetch_with_scans(&wanted, false, &missing_lasting, scans)
+                .await?;
+            pages = got_pages;
             for ((i, lasts), row) in missing.into_iter().zip(missing_lasting).zip(got) {
                 if lasts {
                     self.shared.rows.put(&keys[i].bytes, &row, sent);
@@ -95,7 +108,10 @@ impl Txn for ShardedTxn {
                 out[i] = Some(row);
             }
         }
-        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+        Ok((
+            out.into_iter().map(Option::unwrap_or_default).collect(),
+            pages,
+        ))
     }
 
     async fn scan(
