@@ -68,17 +68,33 @@ pub struct Walk {
     /// Every row the walk read, with its version (0: absent): an operation turns the ones its
     /// semantics rest on into read checks ([`Walk::expect`]) instead of reading them again.
     rows: HashMap<Vec<u8>, Versioned>,
-    /// The first page of each scan of the caller's [`Extra`], read in the first round.
+    /// The inode the caller's [`ExtraFor`] was asked about (the path cache's guess of the
+    /// target), when its reads went with the first round.
+    pub extra_for: Option<Ino>,
+    /// The first page of each scan of that [`Extra`].
     pub extra_pages: Vec<ScanPage>,
 }
 
 /// What a walk's caller wants read in the walk's first round beside the path's own rows
-/// (unvalidated; point reads before scans on each shard): rows of the inode the path cache
-/// guesses the path names, say. Its keys' rows are then the walk's ([`Walk::row`]).
+/// (unvalidated; point reads before scans on each shard). Its keys' rows are then the walk's
+/// ([`Walk::row`]).
 #[derive(Debug, Default)]
 pub struct Extra {
     pub keys: Vec<Key>,
     pub scans: Vec<ScanRange>,
+}
+
+/// The [`Extra`] a caller wants for the inode the path cache guesses the path names, if any.
+pub type ExtraFor = fn(Ino, InodeKind) -> Option<Extra>;
+
+/// A walk's first round, as planned from the path cache's guesses.
+struct FirstRound {
+    /// Each key, marked when it belongs to a directory the walk passes through.
+    keys: Vec<(Key, bool)>,
+    /// The last component is presumed absent (not read).
+    presumed: bool,
+    /// The guessed target and the caller's reads for it.
+    extra: Option<(Ino, Extra)>,
 }
 
 impl Walk {
@@ -187,16 +203,6 @@ impl Resolver {
         self.names.lock().len()
     }
 
-    /// The cache's guess of what `path` names, when it knows every component.
-    pub fn guess(&self, path: &NsPath) -> Option<(Ino, InodeKind)> {
-        let guesses = self.guesses(path);
-        if guesses.len() == path.depth() {
-            guesses.last().copied()
-        } else {
-            None
-        }
-    }
-
     /// The cache's guess of every component's (ino, kind), as far as it knows.
     fn guesses(&self, path: &NsPath) -> Vec<(Ino, InodeKind)> {
         let mut names = self.names.lock();
@@ -226,27 +232,20 @@ impl Resolver {
         path: &NsPath,
         want_counter: bool,
     ) -> Result<Walk, NnError> {
-        self.walk_from(
-            txn,
-            caller,
-            path,
-            want_counter,
-            false,
-            Extra::default(),
-            HashMap::new(),
-        )
-        .await
+        self.walk_from(txn, caller, path, want_counter, false, None, HashMap::new())
+            .await
     }
 
-    /// [`Resolver::walk`] with `extra` read in its first round.
+    /// [`Resolver::walk`] with, when the path cache knows what the path names, what `extra`
+    /// asks for that inode read in the first round ([`Walk::extra_for`] says it was).
     pub async fn walk_with<T: Txn>(
         &self,
         txn: &mut T,
         caller: &Caller,
         path: &NsPath,
-        extra: Extra,
+        extra: ExtraFor,
     ) -> Result<Walk, NnError> {
-        self.walk_from(txn, caller, path, false, false, extra, HashMap::new())
+        self.walk_from(txn, caller, path, false, false, Some(extra), HashMap::new())
             .await
     }
 
@@ -262,16 +261,8 @@ impl Resolver {
         path: &NsPath,
         presume: bool,
     ) -> Result<Walk, NnError> {
-        self.walk_from(
-            txn,
-            caller,
-            path,
-            false,
-            presume,
-            Extra::default(),
-            HashMap::new(),
-        )
-        .await
+        self.walk_from(txn, caller, path, false, presume, None, HashMap::new())
+            .await
     }
 
     /// Walks two paths (a rename's source and destination) with one first round for both:
@@ -283,8 +274,8 @@ impl Resolver {
         a: &NsPath,
         b: &NsPath,
     ) -> Result<(Walk, Walk), NnError> {
-        let mut first = self.first_round(a, false, false);
-        for (key, lasting) in self.first_round(b, false, false) {
+        let mut first = self.first_round(a, false, false, None).keys;
+        for (key, lasting) in self.first_round(b, false, false, None).keys {
             match first.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, l)) => *l &= lasting,
                 None => first.push((key, lasting)),
@@ -293,10 +284,10 @@ impl Resolver {
         let mut rows = HashMap::new();
         fetch_walk(txn, &mut rows, first).await?;
         let wa = self
-            .walk_from(txn, caller, a, false, false, Extra::default(), rows.clone())
+            .walk_from(txn, caller, a, false, false, None, rows.clone())
             .await?;
         let wb = self
-            .walk_from(txn, caller, b, false, false, Extra::default(), rows)
+            .walk_from(txn, caller, b, false, false, None, rows)
             .await?;
         Ok((wa, wb))
     }
@@ -305,16 +296,25 @@ impl Resolver {
     /// unguessed dentry; each marked when it belongs to a directory the walk passes through
     /// (the root's inode, an ancestor's dentry and inode), which the store may serve from rows
     /// it keeps under a lease. The last component's rows are read, unless `presume_new` and
-    /// the last component is not guessed.
+    /// the cache does not know it (else it likely exists); with `extra`, a guessed target's
+    /// extra reads are planned too.
     fn first_round(
         &self,
         path: &NsPath,
         want_counter: bool,
         presume_new: bool,
-    ) -> Vec<(Key, bool)> {
+        extra: Option<ExtraFor>,
+    ) -> FirstRound {
         let comps = path.comps();
         let n = comps.len();
         let guesses = self.guesses(path);
+        let presume_new = presume_new && guesses.len() < n;
+        let extra = match (extra, guesses.last()) {
+            (Some(f), Some(&(ino, kind))) if n > 0 && guesses.len() == n => {
+                f(ino, kind).map(|e| (ino, e))
+            }
+            _ => None,
+        };
         let mut first = vec![(keys::inode(ROOT_INO), n > 0)];
         if want_counter && n == 0 {
             first.push((keys::counter(ROOT_INO), false));
@@ -340,7 +340,11 @@ impl Resolver {
             parent = ino;
             parent_is_dir = kind == InodeKind::Directory;
         }
-        first
+        FirstRound {
+            keys: first,
+            presumed: presume_new,
+            extra,
+        }
     }
 
     /// A walk given rows already read in this transaction (its own first round is then only
@@ -353,21 +357,27 @@ impl Resolver {
         path: &NsPath,
         want_counter: bool,
         presume_new: bool,
-        extra: Extra,
+        extra: Option<ExtraFor>,
         mut rows: HashMap<Vec<u8>, Versioned>,
     ) -> Result<Walk, NnError> {
         let comps = path.comps();
         let n = comps.len();
-        // Presumed absent only when the cache has no entry for it (else it likely exists).
-        let presume_new = presume_new && self.guesses(path).len() < n;
-        let mut first = self.first_round(path, want_counter, presume_new);
+        let plan = self.first_round(path, want_counter, presume_new, extra);
+        let presume_new = plan.presumed;
+        let mut first = plan.keys;
         first.retain(|(k, _)| !rows.contains_key(&k.bytes));
-        for key in extra.keys {
-            if !rows.contains_key(&key.bytes) && !first.iter().any(|(k, _)| *k == key) {
-                first.push((key, false));
+        let (extra_for, scans) = match plan.extra {
+            Some((ino, extra)) => {
+                for key in extra.keys {
+                    if !rows.contains_key(&key.bytes) && !first.iter().any(|(k, _)| *k == key) {
+                        first.push((key, false));
+                    }
+                }
+                (Some(ino), extra.scans)
             }
-        }
-        let extra_pages = fetch_walk_with(txn, &mut rows, first, extra.scans).await?;
+            None => (None, Vec::new()),
+        };
+        let extra_pages = fetch_walk_with(txn, &mut rows, first, scans).await?;
 
         let root_inode = attrs::decode_inode(row(&rows, &keys::inode(ROOT_INO)))?
             .ok_or_else(|| NnError::Internal("the root inode is missing".into()))?;
@@ -387,6 +397,7 @@ impl Resolver {
                     nodes,
                     end: End::NotDir(i),
                     rows,
+                    extra_for,
                     extra_pages,
                 });
             }
@@ -406,6 +417,7 @@ impl Resolver {
                     nodes,
                     end: End::Missing(i),
                     rows,
+                    extra_for,
                     extra_pages,
                 });
             };
@@ -443,6 +455,7 @@ impl Resolver {
             nodes,
             end: End::Complete,
             rows,
+            extra_for,
             extra_pages,
         })
     }

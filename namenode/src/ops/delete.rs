@@ -18,7 +18,6 @@ use crate::keys;
 use crate::ops::{Exo, InodeRows, Namespace, Outcome, Runner, delete_inode, dir_is_empty};
 use crate::path::NsPath;
 use crate::perm::{self, Caller};
-use crate::resolve::Extra;
 use crate::txn::{Store, Txn};
 
 pub async fn delete<S: Store>(
@@ -55,19 +54,11 @@ async fn attempt<S: Store>(
     let text = path.text();
     let name = path.name();
     // A file the path cache knows: its own rows are read in the walk's first round, and
-    // used if the walk finds the same inode (at the version read with them: the same call).
-    let guess = ns
+    // used if the walk finds that inode (at the version read with them: the same call).
+    let walk = ns
         .resolver
-        .guess(path)
-        .filter(|(_, kind)| *kind == InodeKind::File);
-    let extra = match guess {
-        Some((ino, kind)) => {
-            let (keys, scans) = InodeRows::plan(ino, kind);
-            Extra { keys, scans }
-        }
-        None => Extra::default(),
-    };
-    let walk = ns.resolver.walk_with(txn, caller, path, extra).await?;
+        .walk_with(txn, caller, path, InodeRows::extra_for_file)
+        .await?;
     let parent = walk.parent()?.ino;
     let seen = walk.target_ino();
 
@@ -121,22 +112,23 @@ async fn attempt<S: Store>(
     let ino = dentry.ino;
     txn.delete(keys::dentry(parent, name));
     if !is_dir {
-        let rows = match guess {
-            Some((guessed, _)) if guessed == ino && walk.extra_pages.len() == 3 => {
-                let (keys, _) = InodeRows::plan(ino, kind);
-                let read: Vec<_> = keys
+        let early = match walk.extra_for {
+            Some(guessed) if guessed == ino => {
+                let plan = InodeRows::plan(ino, kind);
+                let read: Vec<_> = plan
+                    .keys
                     .iter()
                     .map(|k| walk.row(k).cloned().unwrap_or_default())
                     .collect();
-                let rows =
-                    InodeRows::assemble(txn, ino, kind, read, walk.extra_pages.clone()).await?;
-                if rows.inode_version == version {
-                    rows
-                } else {
-                    InodeRows::read(txn, ino, kind).await?
-                }
+                let pages = walk.extra_pages.clone();
+                let rows = InodeRows::assemble(txn, ino, kind, &plan, read, pages).await?;
+                (rows.inode_version == version).then_some(rows)
             }
-            _ => InodeRows::read(txn, ino, kind).await?,
+            _ => None,
+        };
+        let rows = match early {
+            Some(rows) => rows,
+            None => InodeRows::read(txn, ino, kind).await?,
         };
         rows.delete(txn)?;
     } else if dir_is_empty(txn, ino).await? {

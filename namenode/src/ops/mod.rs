@@ -37,7 +37,7 @@ use crate::error::NnError;
 use crate::keys::{self, Ino};
 use crate::path::{self, NsPath};
 use crate::perm::{self, Caller};
-use crate::resolve::{Node, Resolver, Walk};
+use crate::resolve::{Extra, Node, Resolver, Walk};
 use crate::txn::{Key, Route, ScanPage, ScanRange, Store, Txn, TxnError, Versioned};
 
 /// Tunables of the namespace layer.
@@ -307,7 +307,15 @@ pub async fn read_with_prefixes<T: Txn>(
     route: Route,
     prefixes: &[Vec<u8>],
 ) -> Result<(Vec<Versioned>, Vec<Vec<(Vec<u8>, Versioned)>>), NnError> {
-    let scans = prefixes
+    let scans = prefix_scans(route, prefixes);
+    let (rows, pages) = txn.read_round(keys, validate, scans.clone()).await?;
+    let found = scans_rest(txn, &scans, pages).await?;
+    Ok((rows, found))
+}
+
+/// A first-page scan of each of `prefixes` on the shard of `route`.
+fn prefix_scans(route: Route, prefixes: &[Vec<u8>]) -> Vec<ScanRange> {
+    prefixes
         .iter()
         .map(|p| ScanRange {
             route,
@@ -315,13 +323,21 @@ pub async fn read_with_prefixes<T: Txn>(
             end: prefix_end(p),
             limit: SCAN_PAGE,
         })
-        .collect();
-    let (rows, pages) = txn.read_round(keys, validate, scans).await?;
+        .collect()
+}
+
+/// Every row of each of `scans`, given their first pages: the pages after a full one are
+/// read now.
+async fn scans_rest<T: Txn>(
+    txn: &mut T,
+    scans: &[ScanRange],
+    pages: Vec<ScanPage>,
+) -> Result<Vec<Vec<(Vec<u8>, Versioned)>>, NnError> {
     let mut found = Vec::with_capacity(pages.len());
-    for (prefix, page) in prefixes.iter().zip(pages) {
-        found.push(scan_rest(txn, route, prefix_end(prefix), page).await?);
+    for (scan, page) in scans.iter().zip(pages) {
+        found.push(scan_rest(txn, scan.route, scan.end.clone(), page).await?);
     }
-    Ok((rows, found))
+    Ok(found)
 }
 
 /// Every row of a scan up to `end`, given its first page: the pages after it are read now.
@@ -384,8 +400,7 @@ pub struct InodeRows {
 
 impl InodeRows {
     /// What to read for them: point reads (the inode row and lease first), and scans.
-    pub fn plan(ino: Ino, kind: InodeKind) -> (Vec<Key>, Vec<ScanRange>) {
-        let route = keys::route_of(ino);
+    pub fn plan(ino: Ino, kind: InodeKind) -> Extra {
         let mut prefixes = vec![keys::xattr_prefix(ino)];
         let mut want = vec![keys::inode(ino)];
         if kind == InodeKind::File {
@@ -394,41 +409,39 @@ impl InodeRows {
             want.push(keys::write_lease(ino));
             want.push(keys::inline(ino));
         }
-        let scans = prefixes
-            .iter()
-            .map(|p| ScanRange {
-                route,
-                start: p.clone(),
-                end: prefix_end(p),
-                limit: SCAN_PAGE,
-            })
-            .collect();
-        (want, scans)
+        Extra {
+            keys: want,
+            scans: prefix_scans(keys::route_of(ino), &prefixes),
+        }
+    }
+
+    /// A file's [`InodeRows::plan`], for a walk to read in its first round
+    /// ([`Resolver::walk_with`]).
+    pub fn extra_for_file(ino: Ino, kind: InodeKind) -> Option<Extra> {
+        (kind == InodeKind::File).then(|| Self::plan(ino, kind))
     }
 
     /// Reads them in one round on the inode's shard.
     pub async fn read<T: Txn>(txn: &mut T, ino: Ino, kind: InodeKind) -> Result<Self, NnError> {
-        let (want, scans) = Self::plan(ino, kind);
-        let (rows, pages) = txn.read_round(&want, false, scans).await?;
-        Self::assemble(txn, ino, kind, rows, pages).await
+        let plan = Self::plan(ino, kind);
+        let (rows, pages) = txn
+            .read_round(&plan.keys, false, plan.scans.clone())
+            .await?;
+        Self::assemble(txn, ino, kind, &plan, rows, pages).await
     }
 
-    /// From what [`InodeRows::plan`] read (`rows` in its keys' order, `pages` the first page
-    /// of each scan): the pages after a full one are read now.
+    /// From what `plan` read (`rows` in its keys' order, `pages` the first page of each
+    /// scan): the pages after a full one are read now.
     pub async fn assemble<T: Txn>(
         txn: &mut T,
         ino: Ino,
         kind: InodeKind,
+        plan: &Extra,
         rows: Vec<Versioned>,
         pages: Vec<ScanPage>,
     ) -> Result<Self, NnError> {
-        let (_, scans) = Self::plan(ino, kind);
-        let mut found = Vec::with_capacity(pages.len());
-        for (scan, page) in scans.into_iter().zip(pages) {
-            found.push(scan_rest(txn, scan.route, scan.end, page).await?);
-        }
+        let mut found = scans_rest(txn, &plan.scans, pages).await?.into_iter();
         let mut rows = rows.into_iter();
-        let mut found = found.into_iter();
         Ok(InodeRows {
             ino,
             kind,
