@@ -809,3 +809,106 @@ async fn deletes_racing_writers_leave_no_rows_behind() {
     })
     .await;
 }
+
+/// The namenode's side of a writer without a lease: an unleased commit goes through only to
+/// a file unchanged since the ctime it names, owned by the caller, with no lease; an open by
+/// inode number lets the owner past the file's mode only with the file's creation time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unleased_commits_and_opens_by_inode_are_checked_by_the_namenode() {
+    use arbor_client::proto::namenode::{CallContext, CommitWriteRequest, OpenWriteRequest};
+
+    within(secs(300), async {
+        let cluster = TestCluster::start(Config {
+            shards: 2,
+            namenodes: 1,
+            ..Config::default()
+        })
+        .await;
+        let root = cluster.client().await;
+        root.mkdir("/u", 0o777, false).await.expect("mkdir");
+        let alice = Identity {
+            uid: 1000,
+            gids: vec![1000],
+            user: "alice".into(),
+        };
+        let st = root
+            .clone()
+            .with_identity(alice)
+            .create("/u/f", 0o444, false)
+            .await
+            .expect("create");
+        let mut rpc = cluster.raw_namenode(0);
+        let mut call = 0;
+        let mut ctx = |uid: u32| {
+            call += 1;
+            Some(CallContext {
+                client_id: b"checker".to_vec(),
+                call_id: call,
+                uid,
+                gids: vec![uid],
+                user: format!("u{uid}"),
+            })
+        };
+        let commit = |ctx, ctime| CommitWriteRequest {
+            ctx,
+            ino: st.ino,
+            inline_data: Some(b"bytes".to_vec()),
+            size: 5,
+            unleased_ctime_ns: ctime,
+            ..Default::default()
+        };
+        // The error code of a refused call (ERROR_UNSPECIFIED: it was not refused).
+        let code = |refusal: Option<tonic::Status>| match refusal {
+            None => ErrorCode::ErrorUnspecified,
+            Some(s) => arbor_client::Error::from(s).code,
+        };
+
+        // Not the owner, or a ctime the file no longer has: refused.
+        let r = rpc.commit_write(commit(ctx(2000), st.ctime_ns)).await;
+        assert_eq!(code(r.err()), ErrorCode::LeaseExpired, "another user");
+        let r = rpc.commit_write(commit(ctx(1000), st.ctime_ns - 1)).await;
+        assert_eq!(code(r.err()), ErrorCode::LeaseExpired, "a stale ctime");
+        // The owner with the create's ctime: accepted, and the ctime moves on.
+        let after = rpc
+            .commit_write(commit(ctx(1000), st.ctime_ns))
+            .await
+            .expect("unleased commit")
+            .into_inner()
+            .status
+            .expect("status");
+        assert_eq!(after.size, 5);
+        let r = rpc.commit_write(commit(ctx(1000), st.ctime_ns)).await;
+        assert_eq!(
+            code(r.err()),
+            ErrorCode::LeaseExpired,
+            "the ctime of before"
+        );
+
+        // Open by inode number of the 0444 file: only its creation time lets the owner in.
+        let open = |ctx, btime| OpenWriteRequest {
+            ctx,
+            ino: st.ino,
+            created_btime_ns: btime,
+            ..Default::default()
+        };
+        let r = rpc.open_write(open(ctx(1000), 0)).await;
+        assert_eq!(
+            code(r.err()),
+            ErrorCode::PermissionDenied,
+            "no creation time"
+        );
+        let r = rpc.open_write(open(ctx(2000), st.btime_ns)).await;
+        assert_eq!(code(r.err()), ErrorCode::PermissionDenied, "not the owner");
+        let lease = rpc
+            .open_write(open(ctx(1000), st.btime_ns))
+            .await
+            .expect("the creator opens it")
+            .into_inner();
+        assert!(!lease.lease.is_empty());
+        // Now a lease is held: an unleased commit is refused even with the current ctime.
+        let r = rpc.commit_write(commit(ctx(1000), after.ctime_ns)).await;
+        assert_eq!(code(r.err()), ErrorCode::LeaseExpired, "a lease is held");
+        assert_eq!(arbor_tests::data::get(&root, "/u/f").await, b"bytes");
+    })
+    .await;
+}
