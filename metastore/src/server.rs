@@ -77,10 +77,6 @@ impl Metastore for MetastoreService {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         let r = req.into_inner();
         let length = std::time::Duration::from_millis(u64::from(r.lease_ms));
-        let rows = self
-            .shard
-            .get_leased(r.keys, &r.lease_holder, length, &r.leased)
-            .await?;
         let scans = r
             .scans
             .into_iter()
@@ -91,10 +87,11 @@ impl Metastore for MetastoreService {
                 keys_only: s.keys_only,
             })
             .collect();
-        let pages = self
+        let (rows, pages) = self
             .shard
-            .scan_many(scans)
-            .await?
+            .read(r.keys, &r.lease_holder, length, &r.leased, scans)
+            .await?;
+        let pages = pages
             .into_iter()
             .map(|(rows, more)| pb::ScanResponse { rows, more })
             .collect();

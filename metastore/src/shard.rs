@@ -151,6 +151,74 @@ pub struct ScanSpec {
     pub keys_only: bool,
 }
 
+/// A Get whose overlay answers are taken; `None` entries are read from the tables.
+struct PendingGet {
+    keys: Vec<Vec<u8>>,
+    engine_keys: Vec<Vec<u8>>,
+    found: Vec<Option<Option<Vec<u8>>>>,
+}
+
+impl PendingGet {
+    /// The rows, reading the tables (`engine`, when needed) for what the overlay lacked.
+    fn finish(self, engine: Option<&dyn Engine>) -> Result<Vec<Row>> {
+        self.keys
+            .into_iter()
+            .zip(self.engine_keys)
+            .zip(self.found)
+            .map(|((key, engine_key), f)| match (f, engine) {
+                (Some(v), _) => stored_row(key, v.as_deref()),
+                (None, Some(engine)) => stored_row(key, engine.get(&engine_key)?.as_deref()),
+                (None, None) => Err(Error::Internal("a table read without the tables".into())),
+            })
+            .collect()
+    }
+}
+
+/// A scan whose overlay entries are taken.
+struct PendingScan {
+    start: Vec<u8>,
+    end: Vec<u8>,
+    limit: usize,
+    keys_only: bool,
+    pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// The pages of `scans`, merging each one's overlay entries with the tables.
+fn finish_scans(
+    engine: &dyn Engine,
+    scans: Vec<Option<PendingScan>>,
+) -> Result<Vec<(Vec<Row>, bool)>> {
+    scans
+        .into_iter()
+        .map(|w| {
+            let Some(w) = w else {
+                return Ok((Vec::new(), false));
+            };
+            // Each delete in the overlay may hide one row of the tables: read that many more.
+            let hidden = w.pending.iter().filter(|(_, v)| v.is_none()).count();
+            let tables = engine.scan(&w.start, Some(&w.end), w.limit + 1 + hidden)?;
+            let mut rows = overlay::merge_scan(w.pending, tables, w.limit + 1);
+            let more = rows.len() > w.limit;
+            rows.truncate(w.limit);
+            rows.into_iter()
+                .map(|(k, v)| {
+                    let (version, payload) = keyspace::decode_row(&v)?;
+                    Ok(Row {
+                        key: k[1..].to_vec(),
+                        value: if w.keys_only {
+                            Vec::new()
+                        } else {
+                            payload.to_vec()
+                        },
+                        version,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(|rows| (rows, more))
+        })
+        .collect()
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -408,6 +476,48 @@ impl Shard {
         length: Duration,
         leased: &[u32],
     ) -> Result<Vec<Row>> {
+        Ok(self.read(keys, holder, length, leased, Vec::new()).await?.0)
+    }
+
+    /// [`Shard::get_leased`] and [`Shard::scan_many`] in one: the point reads are read before
+    /// the scans, and what the overlay cannot answer comes from the tables in one blocking
+    /// task for both.
+    pub async fn read(
+        &self,
+        keys: Vec<Vec<u8>>,
+        holder: &[u8],
+        length: Duration,
+        leased: &[u32],
+        scans: Vec<ScanSpec>,
+    ) -> Result<(Vec<Row>, Vec<(Vec<Row>, bool)>)> {
+        let gets = self.prepare_get(keys, holder, length, leased).await?;
+        let scans = self.prepare_scans(scans).await?;
+        let tables_needed =
+            gets.found.iter().any(Option::is_none) || scans.iter().any(Option::is_some);
+        if !tables_needed {
+            return Ok((
+                gets.finish(None)?,
+                scans.into_iter().map(|_| (Vec::new(), false)).collect(),
+            ));
+        }
+        let engine = self.inner.engine.clone();
+        blocking(move || {
+            let rows = gets.finish(Some(engine.as_ref()))?;
+            let pages = finish_scans(engine.as_ref(), scans)?;
+            Ok((rows, pages))
+        })
+        .await
+    }
+
+    /// A Get's work before the tables: the lease granted, the intents settled, the overlay's
+    /// answers taken.
+    async fn prepare_get(
+        &self,
+        keys: Vec<Vec<u8>>,
+        holder: &[u8],
+        length: Duration,
+        leased: &[u32],
+    ) -> Result<PendingGet> {
         if !leased.is_empty() {
             // Before the read: a write that does not see this lease was visible to the read.
             self.inner.leases.grant(
@@ -424,25 +534,11 @@ impl Shard {
         // The overlay first: a key it has is answered from memory; the others from the tables,
         // which (since the overlay said nothing of them) hold their latest visible value.
         let found = self.inner.overlay.get_many(&engine_keys);
-        if found.iter().all(Option::is_some) {
-            return keys
-                .into_iter()
-                .zip(found)
-                .map(|(key, f)| stored_row(key, f.flatten().as_deref()))
-                .collect();
-        }
-        let engine = self.inner.engine.clone();
-        blocking(move || {
-            keys.into_iter()
-                .zip(engine_keys)
-                .zip(found)
-                .map(|((key, engine_key), f)| match f {
-                    Some(v) => stored_row(key, v.as_deref()),
-                    None => stored_row(key, engine.get(&engine_key)?.as_deref()),
-                })
-                .collect()
+        Ok(PendingGet {
+            keys,
+            engine_keys,
+            found,
         })
-        .await
     }
 
     /// Committed rows in `[start, end)` (an empty `end`: to the end), in key order, at most
@@ -469,6 +565,15 @@ impl Shard {
     /// Several [`Shard::scan`]s, one page each, in order, with the tables read in one
     /// blocking task for all of them.
     pub async fn scan_many(&self, scans: Vec<ScanSpec>) -> Result<Vec<(Vec<Row>, bool)>> {
+        Ok(self
+            .read(Vec::new(), &[], Duration::ZERO, &[], scans)
+            .await?
+            .1)
+    }
+
+    /// The scans' work before the tables: intents settled, the overlay's entries taken (`None`:
+    /// an empty range).
+    async fn prepare_scans(&self, scans: Vec<ScanSpec>) -> Result<Vec<Option<PendingScan>>> {
         let mut work = Vec::with_capacity(scans.len());
         for scan in scans {
             let limit = match scan.limit {
@@ -484,48 +589,19 @@ impl Shard {
                 end: (!scan.end.is_empty()).then_some(scan.end.as_slice()),
             };
             read_resolve::settle(self, &range).await?;
-            let (s, e) = keyspace::data_range(&scan.start, &scan.end);
+            let (start, end) = keyspace::data_range(&scan.start, &scan.end);
             // The overlay's entries first, then the tables: both only move forward, so every
             // row returned is at least as new as it was when the scan looked at the overlay.
-            let pending = self.inner.overlay.range(&s, &e, limit + 1);
-            work.push(Some((s, e, limit, scan.keys_only, pending)));
+            let pending = self.inner.overlay.range(&start, &end, limit + 1);
+            work.push(Some(PendingScan {
+                start,
+                end,
+                limit,
+                keys_only: scan.keys_only,
+                pending,
+            }));
         }
-        if work.iter().all(Option::is_none) {
-            return Ok(work.iter().map(|_| (Vec::new(), false)).collect());
-        }
-        let engine = self.inner.engine.clone();
-        blocking(move || {
-            work.into_iter()
-                .map(|w| match w {
-                    None => Ok((Vec::new(), false)),
-                    Some((s, e, limit, keys_only, pending)) => {
-                        // Each delete in the overlay may hide one row of the tables: read
-                        // that many more.
-                        let hidden = pending.iter().filter(|(_, v)| v.is_none()).count();
-                        let tables = engine.scan(&s, Some(&e), limit + 1 + hidden)?;
-                        let mut rows = overlay::merge_scan(pending, tables, limit + 1);
-                        let more = rows.len() > limit;
-                        rows.truncate(limit);
-                        rows.into_iter()
-                            .map(|(k, v)| {
-                                let (version, payload) = keyspace::decode_row(&v)?;
-                                Ok(Row {
-                                    key: k[1..].to_vec(),
-                                    value: if keys_only {
-                                        Vec::new()
-                                    } else {
-                                        payload.to_vec()
-                                    },
-                                    version,
-                                })
-                            })
-                            .collect::<Result<Vec<_>>>()
-                            .map(|rows| (rows, more))
-                    }
-                })
-                .collect()
-        })
-        .await
+        Ok(work)
     }
 
     /// A single-shard transaction: validated and applied atomically, durable when it returns.
